@@ -1,0 +1,288 @@
+"""Split an article's main content into question-answer sections, one per heading.
+
+Pure: a content element in, sections out. A page's headings read like questions, so each
+h2–h6 becomes a section whose answer is the text up to the next heading of any level. The
+anchor is the one the browser scrolls to (the heading's own ``id``, or that of an anchor
+element directly inside it), so that deep links land where the reader expects.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bs4 import BeautifulSoup
+from bs4.element import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
+
+HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+INTRO_ANCHOR = "top"  # browsers scroll to the top for "#top" when no element has that id
+
+# Elements after which the text starts a new paragraph, a new line, or a new table cell.
+_PARAGRAPH = {
+    "p", "div", "section", "article", "main", "blockquote", "pre", "table", "ul", "ol", "dl",
+    "figure", "figcaption", "address", "details", "summary", "hr", "header", "footer", "aside",
+    "fieldset", "center",
+}
+_LINE = {"br", "tr", "dt", "dd", "caption", "thead", "tbody", "tfoot"}
+_CELL = {"td", "th"}
+_SKIP = {"script", "style", "template", "noscript", "head", "title", "meta", "link"}
+_SKIP_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
+
+_BREAK = "\x00P"  # paragraph break marker
+_NEWLINE = "\x00L"
+_BULLET = "\x00B"
+_CELLSEP = "\x00C"
+
+
+@dataclass
+class Link:
+    """A link as it stands in the page: ``href`` unresolved, ``text`` its visible text."""
+
+    href: str
+    text: str
+
+
+@dataclass
+class Heading:
+    """One heading of the article's outline (kept even when it has no text of its own)."""
+
+    level: int
+    text: str
+    anchor: str
+
+
+@dataclass
+class Section:
+    question: str
+    answer: str
+    anchor: str
+    level: int
+    breadcrumbs: list[str]
+    position: int = 0
+    links: list[Link] = field(default_factory=list)
+    anchor_generated: bool = False
+
+
+@dataclass
+class SplitResult:
+    title: str
+    sections: list[Section]
+    outline: list[Heading]
+    links: list[Link]
+    warnings: list[str]
+
+
+def slugify(text: str) -> str:
+    """A URL fragment from heading text, the way CMS table-of-contents plugins make them."""
+    text = text.lower().replace("\u2019", "").replace("'", "")
+    text = re.sub(r"[^\w\s-]", "", text, flags=re.UNICODE)
+    text = re.sub(r"[\s_-]+", "-", text).strip("-")
+    return text or "section"
+
+
+def _collapse(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def heading_anchor(tag: Tag) -> str | None:
+    """The id a browser would scroll to for this heading, as the page has it."""
+    own = tag.get("id")
+    if isinstance(own, str) and own.strip():
+        return own.strip()
+    for child in tag.children:
+        if isinstance(child, Tag) and child.name in ("a", "span"):
+            for attr in ("id", "name") if child.name == "a" else ("id",):
+                value = child.get(attr)
+                if isinstance(value, str) and value.strip():
+                    return value.strip()
+    return None
+
+
+def render_text(pieces: list[str]) -> str:
+    """Join text pieces and structure markers into plain text with paragraphs and bullets."""
+    out: list[str] = []
+    for piece in pieces:
+        if piece == _BREAK:
+            out.append("\n\n")
+        elif piece == _NEWLINE:
+            out.append("\n")
+        elif piece == _BULLET:
+            out.append("\n- ")
+        elif piece == _CELLSEP:
+            out.append(" | ")
+        else:
+            out.append(piece)
+    text = "".join(out)
+    lines = [_collapse(line) for line in text.split("\n")]
+    text = "\n".join(lines)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    text = re.sub(r"(^|\n)\| ", r"\1", text)
+    text = re.sub(r" \|(?=\n|$)", "", text)
+    text = re.sub(r"(^|\n)- (?=\n|$)", r"\1", text)
+    return text.strip()
+
+
+class _Builder:
+    """Accumulates the walk's output into sections."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.sections: list[Section] = []
+        self.outline: list[Heading] = []
+        self.all_links: list[Link] = []
+        self.open: list[Heading] = []  # ancestors of the current heading, by level
+        self.question = title
+        self.anchor = INTRO_ANCHOR
+        self.level = 1
+        self.crumbs: list[str] = [title]
+        self.pieces: list[str] = []
+        self.links: list[Link] = []
+        self.generated = False
+        self.first_h1_seen = False
+
+    def flush(self) -> None:
+        answer = render_text(self.pieces)
+        if answer:
+            self.sections.append(
+                Section(
+                    question=self.question or (self.crumbs[-1] if self.crumbs else self.title),
+                    answer=answer,
+                    anchor=self.anchor,
+                    level=self.level,
+                    breadcrumbs=list(self.crumbs),
+                    links=self.links,
+                    anchor_generated=self.generated,
+                )
+            )
+        self.pieces, self.links = [], []
+
+    def start(self, level: int, text: str, anchor: str, generated: bool) -> None:
+        self.flush()
+        while self.open and self.open[-1].level >= level:
+            self.open.pop()
+        heading = Heading(level, text, anchor)
+        self.outline.append(heading)
+        self.crumbs = [self.title] + [h.text for h in self.open if h.text]
+        self.open.append(heading)
+        self.question, self.anchor, self.level, self.generated = text, anchor, level, generated
+
+
+def _heading_text(tag: Tag) -> str:
+    return _collapse(tag.get_text(" "))
+
+
+def split(content: Tag | None, title: str = "") -> SplitResult:
+    """Sections of ``content`` (the article's main element); ``title`` names the intro."""
+    warnings: list[str] = []
+    if content is None:
+        content = BeautifulSoup("", "lxml")
+    h1 = content.find("h1")
+    h1_text = _heading_text(h1) if isinstance(h1, Tag) else ""
+    title = _collapse(title) or h1_text or "Untitled"
+    builder = _Builder(title)
+    intro_anchor = heading_anchor(h1) if isinstance(h1, Tag) else None
+    if intro_anchor:
+        builder.anchor = intro_anchor
+
+    used: set[str] = set()
+    for tag in content.find_all(True):
+        if tag.name in HEADINGS:
+            value = heading_anchor(tag)
+            if value:
+                used.add(value)
+    missing_ids = 0
+    duplicate_ids: list[str] = []
+    seen_anchors: set[str] = {builder.anchor}
+
+    def unique(base: str) -> str:
+        candidate, n = base, 2
+        while candidate in seen_anchors or (candidate != base and candidate in used):
+            candidate, n = f"{base}-{n}", n + 1
+        return candidate
+
+    # Iterative walk in document order: (node, leaving) pairs on an explicit stack, so that
+    # deeply nested markup cannot exhaust Python's recursion limit.
+    stack: list[tuple[object, bool]] = [(child, False) for child in reversed(list(content.children))]
+    link_stack: list[tuple[str, int]] = []  # (href, index of first piece) of open <a> tags
+    while stack:
+        node, leaving = stack.pop()
+        if isinstance(node, NavigableString):
+            if isinstance(node, _SKIP_STRINGS):
+                continue
+            builder.pieces.append(str(node))
+            continue
+        if not isinstance(node, Tag):
+            continue
+        name = node.name
+        if leaving:
+            if name == "a" and link_stack:
+                href, start = link_stack.pop()
+                text = _collapse("".join(p for p in builder.pieces[start:] if not p.startswith("\x00")))
+                link = Link(href, text)
+                builder.links.append(link)
+                builder.all_links.append(link)
+            if name in _PARAGRAPH:
+                builder.pieces.append(_BREAK)
+            elif name in _LINE:
+                builder.pieces.append(_NEWLINE)
+            elif name in _CELL:
+                builder.pieces.append(_CELLSEP)
+            continue
+        if name in _SKIP:
+            continue
+        if name in HEADINGS:
+            level = HEADINGS[name]
+            text = _heading_text(node)
+            if level == 1 and not builder.first_h1_seen:
+                builder.first_h1_seen = True
+                continue  # the article title, not a section
+            level = max(level, 2)
+            anchor = heading_anchor(node)
+            generated = anchor is None
+            if anchor is None:
+                missing_ids += 1
+                anchor = unique(slugify(text))
+            elif anchor in seen_anchors:
+                duplicate_ids.append(anchor)
+                anchor = unique(anchor)
+            seen_anchors.add(anchor)
+            builder.start(level, text or "", anchor, generated)
+            for a in node.find_all("a", href=True):
+                link = Link(str(a["href"]), _collapse(a.get_text(" ")))
+                builder.links.append(link)
+                builder.all_links.append(link)
+            continue
+        if name in _PARAGRAPH:
+            builder.pieces.append(_BREAK)
+        elif name == "li":
+            builder.pieces.append(_BULLET)
+        elif name == "br":
+            builder.pieces.append(_NEWLINE)
+            continue
+        if name == "a" and node.get("href"):
+            link_stack.append((str(node["href"]), len(builder.pieces)))
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(list(node.contents)))
+    builder.flush()
+
+    for position, section in enumerate(builder.sections):
+        section.position = position
+    served = {s.anchor for s in builder.sections}
+    outline = builder.outline
+    for i, heading in enumerate(outline):
+        is_parent = i + 1 < len(outline) and outline[i + 1].level > heading.level
+        if heading.anchor in served or is_parent:
+            continue
+        name = heading.text or f"#{heading.anchor}"
+        warnings.append(f"heading {name!r} has no text of its own and no sub-headings; skipped")
+    if missing_ids:
+        warnings.append(
+            f"{missing_ids} heading(s) have no id; anchors were generated from their text "
+            "(add ids in the CMS so that deep links stay stable)"
+        )
+    if duplicate_ids:
+        warnings.append(f"duplicate heading ids made unique: {', '.join(sorted(set(duplicate_ids)))}")
+    if not builder.outline:
+        warnings.append("the page has no headings; it is served as a single section")
+    return SplitResult(title, builder.sections, builder.outline, builder.all_links, warnings)
+
