@@ -49,6 +49,7 @@ CURRENT = "CURRENT"
 GENERATIONS = "generations"
 CATALOG = "catalog.sqlite"
 GENERATION_INFO = "GENERATION.json"
+SYNONYMS = "synonyms.txt"
 
 
 class BuildError(Exception):
@@ -266,6 +267,7 @@ def section_documents(article: Article, targets: dict[str, tuple[str, str]]) -> 
                 "position": s.position,
                 "meta": {
                     "anchor": s.anchor,
+                    "answer_hash": sha256(" ".join(s.answer.split()).lower().encode("utf-8"))[:20],
                     "url": f"{article.url}#{s.anchor}",
                     "breadcrumbs": list(s.breadcrumbs),
                     "level": s.level,
@@ -330,7 +332,9 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
         tmp = index_dir / GENERATIONS / f".tmp-{os.getpid()}-{int(time.time() * 1000)}"
         try:
             _build_into(tmp, config, corpus_dir, current, previous, mode, report, progress)
-            if mode == "update" and not (report.rewritten or report.removed):
+            if mode == "update" and not (report.rewritten or report.removed) and _same_file(
+                config.corpus_dir, current[1], SYNONYMS
+            ):
                 report.generation = current[0]  # nothing changed: keep serving it as it is
                 return report
             _check(tmp, report)
@@ -449,6 +453,11 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
     except BaseException:
         writer.cancel()
         raise
+    synonyms = corpus_dir / SYNONYMS
+    if synonyms.is_file():
+        shutil.copy2(synonyms, tmp / SYNONYMS)
+    elif (tmp / SYNONYMS).exists():
+        (tmp / SYNONYMS).unlink()
     conn.execute("DELETE FROM meta")
     conn.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", str(SCHEMA_VERSION))])
     conn.commit()
@@ -503,6 +512,11 @@ def _copy_generation(src: Path, dst: Path) -> None:
             os.link(path, dst / path.name)
         except OSError:
             shutil.copy2(path, dst / path.name)
+
+
+def _same_file(dir_a, dir_b, name: str) -> bool:
+    a, b = Path(dir_a) / name, Path(dir_b) / name
+    return (a.read_bytes() if a.is_file() else None) == (b.read_bytes() if b.is_file() else None)
 
 
 def _check(tmp: Path, report: BuildReport) -> None:

@@ -37,6 +37,9 @@ STOP_WORDS = frozenset(
     about how just also""".split()
 )
 
+#: Acronyms in synonyms.txt that are also English words match only when typed in capitals.
+COMMON_WORDS = frozenset("did add aid act all am care cope us it may will".split())
+
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
 
 #: British → American spellings, applied to whole lower-cased words before stemming so that

@@ -1,0 +1,1046 @@
+"""Main-content extraction and page metadata for the site's HTML articles.
+
+Why this module exists: the indexer must index what an article *says*, not the site chrome
+around it (menus, cookie banners, share buttons, sidebars, footers). Indexing chrome makes
+every page match "contact", "privacy" or "newsletter" queries and dilutes the real text.
+
+How the content element is found (first plausible wins; ``Extraction.method`` says which):
+
+1. ``selector``  - a CSS selector set by the editor (``FAQ_CONTENT_SELECTOR``).
+2. ``article``   - the ``<article>`` holding the article's text.
+3. ``main``      - ``<main>``; 4. ``role-main`` - ``[role=main]``.
+5. ``cms-class`` - common CMS containers (``.entry-content``, ``#content``, ...).
+6. ``density``   - a Readability-like scoring of paragraph parents by text length, commas,
+   link density and class/id hints, joined with related siblings.
+7. ``body``      - the whole ``<body>`` when nothing else is found.
+
+A semantic container (2-5) is taken only when it plausibly holds the article: it must hold
+most of the text that density scoring finds and must not be mostly links. Inside the chosen
+element chrome is dropped (nav, footer, aside, forms, hidden elements, share/cookie/related/
+comments widgets recognised by class or id, ...). Heading ids, inner ``<a id/name>`` anchors
+and link ``href`` values are kept so that sections can be linked to. An ``<h1>`` and a
+``<header>`` that wraps it stay inside the content.
+
+Everything here is a pure function of the HTML (no I/O) and never raises.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from bs4 import BeautifulSoup, Comment, NavigableString, Tag, UnicodeDammit
+from bs4.element import CData, Declaration, Doctype, ProcessingInstruction
+
+__all__ = ["Extraction", "extract", "extract_text"]
+
+
+@dataclass
+class Extraction:
+    """Result of :func:`extract`: the main content element plus page metadata."""
+
+    content: Tag
+    title: str
+    description: str
+    canonical: str | None
+    published: str | None
+    modified: str | None
+    lang: str | None
+    method: str
+    warnings: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+_JUNK_TAGS = frozenset(
+    "script style noscript template iframe svg math object embed applet canvas link meta "
+    "button input select textarea option datalist dialog".split()
+)
+_CHROME_TAGS = frozenset("nav footer aside form menu".split())
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote dd details dialog div dl dt fieldset figcaption figure "
+    "footer form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section table ul".split()
+)
+# Readability: a <div> without these descendants reads as a paragraph.
+_DIV_TO_P = frozenset("blockquote dl div img ol p pre table ul section article".split())
+_PHRASING = frozenset(
+    "a abbr b bdi bdo big br cite code data del dfn em font i img ins kbd label mark q ruby "
+    "s samp small span strike strong sub sup time tt u var wbr".split()
+)
+_SCORE_TAGS = frozenset(("p", "pre", "td"))
+_CONTAINER_TAGS = frozenset(("div", "section", "article", "main", "td", "blockquote", "body"))
+
+_RE_UNLIKELY = re.compile(
+    r"-ad-|ai2html|banner|breadcrumbs|combx|comment|community|cover-wrap|disqus|extra|footer|"
+    r"gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|skyscraper|social|"
+    r"sponsor|supplemental|ad-break|agegate|pagination|pager|popup|yom-remote",
+    re.I,
+)
+_RE_MAYBE = re.compile(r"and|article|body|column|content|main|mathjax|shadow", re.I)
+_RE_POSITIVE = re.compile(
+    r"article|body|content|entry|hentry|h-entry|main|page|pagination|post|text|blog|story", re.I
+)
+_RE_NEGATIVE = re.compile(
+    r"-ad-|hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|footer|gdpr|"
+    r"masthead|media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|"
+    r"sponsor|shopping|tags|widget",
+    re.I,
+)
+_UNLIKELY_ROLES = frozenset(
+    "menu menubar complementary navigation alert alertdialog dialog banner contentinfo".split()
+)
+_RE_COMMAS = re.compile("[,\u060c\ufe50\ufe10\ufe11\u2e41\u2e34\u2e32\uff0c]")
+_RE_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+
+# Widgets recognised by class/id. A class or id is split on non-alphanumerics; it is a widget
+# when one of its parts is one of these words (for "widget" and "ad" only the first part
+# counts, so that "elementor-widget-container" or "load-ad" content wrappers survive).
+_WIDGET_WORDS = frozenset(
+    "share shares sharing sharebar sharedaddy social socials cookie cookies consent gdpr "
+    "newsletter subscribe subscription related comments comment disqus respond breadcrumb "
+    "breadcrumbs sidebar advert advertisement adverts advertising promo promos popup modal "
+    "skiplink skip-link pagination pager toc-toggle print-only".split()
+)
+_WIDGET_HEAD_WORDS = frozenset("widget widgets ad ads".split())
+# A class starting with one of these describes a state of the element ("has-sidebar").
+_STATE_PREFIXES = frozenset("has no with without is show hide enable enabled disable allow".split())
+_POSITIVE_PARTS = frozenset("article content entry post main body text story blog".split())
+
+_CMS_SELECTORS = (
+    "[itemprop~=articleBody]",
+    ".entry-content",
+    ".post-content",
+    ".article-body",
+    ".article-content",
+    ".articleBody",
+    ".post-body",
+    ".story-body",
+    ".page-content",
+    ".td-post-content",
+    ".single-content",
+    ".blog-post",
+    ".hentry",
+    "#article",
+    "#content",
+    "#main-content",
+    "#main",
+    ".post",
+    ".content",
+)
+
+_ARTICLE_TYPES = frozenset(
+    "article newsarticle blogposting medicalwebpage webpage scholarlyarticle report "
+    "techarticle medicalscholarlyarticle analysisnewsarticle reportagenewsarticle "
+    "socialmediaposting liveblogposting faqpage qapage aboutpage".split()
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _attr_str(tag: Tag, name: str) -> str:
+    value = tag.attrs.get(name) if tag.attrs else None
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def _match_string(tag: Tag) -> str:
+    return _attr_str(tag, "class") + " " + _attr_str(tag, "id")
+
+
+def _class_weight(tag: Tag) -> int:
+    weight = 0
+    for value in (_attr_str(tag, "class"), _attr_str(tag, "id")):
+        if value:
+            if _RE_NEGATIVE.search(value):
+                weight -= 25
+            if _RE_POSITIVE.search(value):
+                weight += 25
+    return weight
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _text(tag: Tag) -> str:
+    return _norm(tag.get_text(" "))
+
+
+def _is_hidden(tag: Tag) -> bool:
+    attrs = tag.attrs
+    if not attrs:
+        return False
+    if "hidden" in attrs:
+        return True
+    if str(attrs.get("aria-hidden", "")).strip().lower() == "true":
+        return "fallback-image" not in _attr_str(tag, "class")
+    style = attrs.get("style")
+    return bool(style) and bool(_RE_HIDDEN_STYLE.search(str(style)))
+
+
+def _parts(value: str) -> list[str]:
+    return [p for p in re.split(r"[^a-z0-9]+", value.lower()) if p]
+
+
+def _widget_word(tag: Tag) -> str | None:
+    """The widget word that a class or the id of ``tag`` carries, else None."""
+    names = list(tag.attrs.get("class") or []) if tag.attrs else []
+    ident = _attr_str(tag, "id")
+    if ident:
+        names.append(ident)
+    for name in names:
+        parts = _parts(str(name))
+        if not parts or parts[0] in _STATE_PREFIXES:
+            continue
+        if parts[0] in _WIDGET_HEAD_WORDS:
+            return parts[0]
+        for part in parts:
+            if part in _WIDGET_WORDS:
+                return part
+    return None
+
+
+def _has_positive_part(tag: Tag) -> bool:
+    for name in _match_string(tag).split():
+        if _POSITIVE_PARTS.intersection(_parts(name)):
+            return True
+    return False
+
+
+def _iter_tags(root: Tag):
+    """Tags under ``root`` in document order (a snapshot, safe to mutate while iterating)."""
+    return [t for t in root.descendants if isinstance(t, Tag)]
+
+
+def _in_table_or_code(tag: Tag) -> bool:
+    for parent in tag.parents:
+        if parent.name in ("table", "code", "pre"):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _decode(data: bytes, warnings: list[str]) -> str:
+    try:
+        dammit = UnicodeDammit(data, is_html=True)
+        if dammit.unicode_markup is not None:
+            return dammit.unicode_markup
+    except Exception as exc:  # pragma: no cover - defensive
+        warnings.append(f"encoding detection failed: {exc!r}")
+    warnings.append("could not detect the encoding; decoded as UTF-8 with replacements")
+    return data.decode("utf-8", "replace")
+
+
+def _parse(html: str | bytes, warnings: list[str]) -> BeautifulSoup:
+    if isinstance(html, (bytes, bytearray, memoryview)):
+        text = _decode(bytes(html), warnings)
+    elif isinstance(html, str):
+        text = html
+    else:
+        warnings.append(f"unsupported input type {type(html).__name__}; treated as empty")
+        text = ""
+    # lxml rejects NUL and most C0 controls in text; they carry no content anyway.
+    text = re.sub(r"[\x00-\x08\x0b\x0e-\x1f\x7f]", "", text)
+    return BeautifulSoup(text, "lxml")
+
+
+def _empty_content() -> Tag:
+    soup = BeautifulSoup("", "lxml")
+    div = soup.new_tag("div")
+    soup.append(div)
+    return div
+
+
+def _own_tree(nodes: list[Tag], wrap: bool) -> Tag:
+    """Move ``nodes`` into a fresh BeautifulSoup tree and return the content element."""
+    soup = BeautifulSoup("", "lxml")
+    if not wrap and len(nodes) == 1:
+        node = nodes[0].extract()
+        soup.append(node)
+        return node
+    div = soup.new_tag("div")
+    soup.append(div)
+    for node in nodes:
+        div.append(node.extract())
+    return div
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _meta_values(soup: BeautifulSoup) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for meta in soup.find_all("meta"):
+        content = meta.get("content")
+        if content is None:
+            continue
+        content = _norm(str(content))
+        if not content:
+            continue
+        keys: list[str] = []
+        for attr in ("property", "name", "itemprop"):
+            raw = _attr_str(meta, attr).strip().lower()
+            if raw:
+                keys.extend(raw.split())
+        for key in keys:
+            key = key.replace("dc.", "dc:").replace("dcterms.", "dcterms:")
+            values.setdefault(key, content)
+    return values
+
+
+def _loads_lenient(raw: str) -> Any:
+    raw = raw.strip()
+    raw = re.sub(r"^\s*(<!--|//\s*<!\[CDATA\[|<!\[CDATA\[)", "", raw)
+    raw = re.sub(r"(-->|//\s*\]\]>|\]\]>)\s*$", "", raw).strip()
+    try:
+        return json.loads(raw, strict=False)
+    except ValueError:
+        pass
+    fixed = re.sub(r",\s*([}\]])", r"\1", raw)  # trailing commas
+    try:
+        return json.loads(fixed, strict=False)
+    except ValueError:
+        pass
+    try:  # several objects glued together, or junk after the first one
+        obj, _ = json.JSONDecoder(strict=False).raw_decode(fixed)
+        return obj
+    except ValueError:
+        return None
+
+
+def _jsonld_objects(data: Any, depth: int = 0) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    if depth > 6:
+        return found
+    if isinstance(data, list):
+        for item in data:
+            found.extend(_jsonld_objects(item, depth + 1))
+    elif isinstance(data, dict):
+        found.append(data)
+        graph = data.get("@graph")
+        if isinstance(graph, (list, dict)):
+            found.extend(_jsonld_objects(graph, depth + 1))
+        main = data.get("mainEntity") or data.get("mainEntityOfPage")
+        if isinstance(main, dict):
+            found.extend(_jsonld_objects(main, depth + 1))
+    return found
+
+
+def _jsonld_types(obj: dict[str, Any]) -> set[str]:
+    kind = obj.get("@type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    return {str(k).lower().rsplit("/", 1)[-1] for k in kinds if isinstance(k, str)}
+
+
+def _jsonld(soup: BeautifulSoup) -> dict[str, str]:
+    """Article fields from JSON-LD; tolerant of broken JSON and ``@graph`` lists."""
+    best: dict[str, Any] | None = None
+    best_rank = 99
+    for script in soup.find_all("script"):
+        kind = _attr_str(script, "type").lower()
+        if "ld+json" not in kind:
+            continue
+        data = _loads_lenient(script.string or script.get_text() or "")
+        for obj in _jsonld_objects(data):
+            types = _jsonld_types(obj)
+            if not types & _ARTICLE_TYPES:
+                continue
+            rank = 0 if any(t.endswith(("article", "posting")) for t in types) else 1
+            if rank < best_rank:
+                best, best_rank = obj, rank
+    if best is None:
+        return {}
+    out: dict[str, str] = {}
+    for key in ("headline", "name", "description", "datePublished", "dateModified", "url"):
+        value = best.get(key)
+        if isinstance(value, list) and value:
+            value = value[0]
+        if isinstance(value, (str, int, float)) and str(value).strip():
+            out[key] = _norm(str(value))
+    return out
+
+
+def _first_time(root: Tag | None) -> str | None:
+    if root is None:
+        return None
+    for time in root.find_all("time"):
+        value = _attr_str(time, "datetime").strip()
+        if value:
+            return value
+    return None
+
+
+_RE_TITLE_SEP = re.compile(r"\s+[|\-\u2013\u2014:\u00bb/\\>\u00b7\u2022]\s+")
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _clean_title(raw: str, headings: list[str]) -> str:
+    """Drop a trailing (or leading) ' | Site' / ' - Site' part of a <title>."""
+    title = _norm(raw)
+    if not title:
+        return ""
+    low = title.lower()
+    for heading in headings:  # the page's own heading is the best title when it matches
+        if heading and len(heading) >= 6 and heading.lower() in low:
+            return heading
+    parts = _RE_TITLE_SEP.split(title)
+    if len(parts) < 2:
+        return title
+    seps = _RE_TITLE_SEP.findall(title)
+    head = title[: title.rfind(seps[-1])].strip()
+    if _words(head) >= 3:
+        return head
+    tail = title[title.find(seps[0]) + len(seps[0]) :].strip()
+    if _words(tail) >= 3 and _words(parts[0]) <= 2:
+        return tail
+    return title
+
+
+def _metadata(soup: BeautifulSoup) -> dict[str, Any]:
+    meta = _meta_values(soup)
+    ld = _jsonld(soup)
+    title_tag = soup.find("title")
+    html = soup.find("html")
+    canonical = None
+    for link in soup.find_all("link"):
+        rels = [r.lower() for r in _attr_str(link, "rel").split()]
+        href = _attr_str(link, "href").strip()
+        if "canonical" in rels and href:
+            canonical = href
+            break
+    lang = _attr_str(html, "lang").strip() if isinstance(html, Tag) else ""
+    if not lang:
+        lang = meta.get("content-language", "") or meta.get("dc:language", "")
+    return {
+        "meta_title": meta.get("og:title")
+        or ld.get("headline")
+        or meta.get("dc:title")
+        or meta.get("dcterms:title")
+        or meta.get("twitter:title")
+        or meta.get("parsely-title")
+        or "",
+        "title_tag": title_tag.get_text(" ") if title_tag is not None else "",
+        "description": meta.get("description")
+        or meta.get("og:description")
+        or meta.get("dc:description")
+        or meta.get("dcterms:description")
+        or meta.get("twitter:description")
+        or ld.get("description")
+        or "",
+        "canonical": canonical or meta.get("og:url") or None,
+        "published": meta.get("article:published_time")
+        or ld.get("datePublished")
+        or meta.get("datepublished")
+        or meta.get("dcterms:created")
+        or meta.get("dc:date")
+        or meta.get("parsely-pub-date")
+        or meta.get("date")
+        or None,
+        "modified": meta.get("article:modified_time")
+        or ld.get("dateModified")
+        or meta.get("og:updated_time")
+        or meta.get("datemodified")
+        or meta.get("dcterms:modified")
+        or None,
+        "lang": lang.split(",")[0].strip() or None,
+    }
+
+
+def _choose_title(meta: dict[str, Any], content: Tag, soup: BeautifulSoup) -> str:
+    h1s = [_text(h) for h in content.find_all("h1")] if content is not None else []
+    if not h1s:
+        h1s = [_text(h) for h in soup.find_all("h1")]
+    h1s = [h for h in h1s if h]
+    if meta["meta_title"]:
+        return meta["meta_title"]
+    cleaned = _clean_title(meta["title_tag"], h1s)
+    if cleaned:
+        return cleaned
+    return h1s[0] if h1s else ""
+
+
+# --------------------------------------------------------------------------- pre-cleaning
+
+
+def _preclean(soup: BeautifulSoup) -> None:
+    """Remove what is never content: scripts, styles, comments, hidden elements, ..."""
+    for node in list(soup.descendants):
+        if isinstance(node, (Comment, CData, ProcessingInstruction, Declaration)) and not (
+            isinstance(node, Doctype)
+        ):
+            node.extract()
+    for tag in _iter_tags(soup):
+        if tag.parent is None and tag is not soup:
+            continue  # already removed with an ancestor
+        if tag.name in _JUNK_TAGS and tag.name not in ("meta", "link"):
+            tag.decompose()
+        elif tag.name not in ("html", "body") and _is_hidden(tag):
+            tag.decompose()
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+class _Stats:
+    """Per-tag text length, link text length and comma count, computed in one pass."""
+
+    def __init__(self, root: Tag, skip: set[int] | None = None) -> None:
+        self.text: dict[int, int] = {}
+        self.link: dict[int, float] = {}
+        self.commas: dict[int, int] = {}
+        skip = skip or set()
+        # iterative post-order traversal
+        stack: list[tuple[Tag, bool]] = [(root, False)]
+        while stack:
+            tag, done = stack.pop()
+            key = id(tag)
+            if done:
+                total = link = commas = 0
+                for child in tag.contents:
+                    if isinstance(child, Tag):
+                        ck = id(child)
+                        if ck in skip:
+                            continue
+                        total += self.text.get(ck, 0)
+                        link += self.link.get(ck, 0)
+                        commas += self.commas.get(ck, 0)
+                    elif type(child) is NavigableString:
+                        s = str(child)
+                        n = len(_norm(s))
+                        total += n + (1 if n and s[-1:].isspace() else 0)
+                        commas += len(_RE_COMMAS.findall(s))
+                if tag.name == "a":
+                    href = _attr_str(tag, "href").strip()
+                    link = total * (0.3 if href.startswith("#") else 1.0)
+                self.text[key] = total
+                self.link[key] = link
+                self.commas[key] = commas
+            else:
+                stack.append((tag, True))
+                for child in tag.contents:
+                    if isinstance(child, Tag) and id(child) not in skip:
+                        stack.append((child, False))
+
+    def length(self, tag: Tag) -> int:
+        return self.text.get(id(tag), 0)
+
+    def density(self, tag: Tag) -> float:
+        total = self.text.get(id(tag), 0)
+        return min(1.0, self.link.get(id(tag), 0) / total) if total else 0.0
+
+
+# --------------------------------------------------------------------------- density
+
+
+def _unlikely(soup: BeautifulSoup) -> set[int]:
+    """ids of subtrees that Readability would strip as unlikely candidates."""
+    skip: set[int] = set()
+    for tag in _iter_tags(soup):
+        if tag.name in ("html", "body", "a", "article", "main", "table", "tr", "td", "th", "tbody"):
+            continue
+        match = _match_string(tag)
+        role = _attr_str(tag, "role").strip().lower()
+        if (
+            (match.strip() and _RE_UNLIKELY.search(match) and not _RE_MAYBE.search(match))
+            or role in _UNLIKELY_ROLES
+            or tag.name in ("nav", "footer", "aside")
+        ) and not _in_table_or_code(tag):
+            skip.add(id(tag))
+    return skip
+
+
+def _has_block_descendant(tag: Tag, blocks: frozenset[str]) -> bool:
+    return tag.find(lambda t: t.name in blocks) is not None
+
+
+class _Scorer:
+    """Readability-style content scores for the ancestors of paragraphs."""
+
+    def __init__(self, body: Tag, skip: set[int], weight_classes: bool = True) -> None:
+        self.stats = _Stats(body, skip)
+        self.skip = skip
+        self.weight_classes = weight_classes
+        self.scores: dict[int, float] = {}
+        self.nodes: dict[int, Tag] = {}
+        self._score_units(body)
+        for key, node in self.nodes.items():
+            self.scores[key] *= 1.0 - self.stats.density(node)
+
+    def _init(self, tag: Tag) -> None:
+        key = id(tag)
+        if key in self.scores:
+            return
+        name = tag.name
+        score = 0.0
+        if name == "div":
+            score = 5
+        elif name in ("pre", "td", "blockquote"):
+            score = 3
+        elif name in ("address", "ol", "ul", "dl", "dd", "dt", "li", "form"):
+            score = -3
+        elif name in ("h1", "h2", "h3", "h4", "h5", "h6", "th"):
+            score = -5
+        if self.weight_classes:
+            score += _class_weight(tag)
+        self.scores[key] = score
+        self.nodes[key] = tag
+
+    def _add(self, parent: Tag | None, length: int, commas: int) -> None:
+        if length < 25 or parent is None:
+            return
+        score = 1 + commas + min(length // 100, 3)
+        level = 0
+        node: Any = parent
+        while isinstance(node, Tag) and level < 5:
+            if node.parent is None or not isinstance(node.parent, Tag):
+                break  # the document itself
+            if node.name == "[document]":
+                break
+            self._init(node)
+            divider = 1 if level == 0 else 2 if level == 1 else level * 3
+            self.scores[id(node)] += score / divider
+            node = node.parent
+            level += 1
+
+    def _runs(self, tag: Tag) -> list[tuple[int, int]]:
+        """(length, commas) of the inline text runs directly inside a block ``tag``."""
+        runs: list[tuple[int, int]] = []
+        length = commas = 0
+        brs = 0
+        for child in tag.contents:
+            if isinstance(child, Tag):
+                if id(child) in self.skip:
+                    continue
+                if child.name == "br":
+                    brs += 1
+                    if brs >= 2 and length:
+                        runs.append((length, commas))
+                        length = commas = 0
+                    continue
+                if child.name in _PHRASING and not _has_block_descendant(child, _BLOCK_TAGS):
+                    length += self.stats.length(child)
+                    commas += self.stats.commas.get(id(child), 0)
+                    brs = 0 if self.stats.length(child) else brs
+                    continue
+                if length:
+                    runs.append((length, commas))
+                length = commas = brs = 0
+            elif type(child) is NavigableString:
+                s = str(child)
+                n = len(_norm(s))
+                if n:
+                    length += n + 1
+                    commas += len(_RE_COMMAS.findall(s))
+                    brs = 0
+        if length:
+            runs.append((length, commas))
+        return runs
+
+    def _score_units(self, body: Tag) -> None:
+        stack: list[Tag] = [body]
+        while stack:
+            tag = stack.pop()
+            name = tag.name
+            if name in _SCORE_TAGS:
+                if name == "td" or name == "pre":
+                    self._add(tag.parent, self.stats.length(tag), self.stats.commas[id(tag)])
+                else:
+                    for length, commas in self._runs(tag):
+                        self._add(tag.parent, length, commas)
+                if name != "td":
+                    continue
+            elif name in ("div", "section", "article", "main", "blockquote", "body", "font", "center"):
+                if not _has_block_descendant(tag, _DIV_TO_P):
+                    for length, commas in self._runs(tag):
+                        self._add(tag.parent, length, commas)
+                    continue
+                for length, commas in self._runs(tag):
+                    self._add(tag, length, commas)
+            for child in reversed(tag.contents):
+                if isinstance(child, Tag) and id(child) not in self.skip:
+                    stack.append(child)
+
+    def score(self, tag: Tag) -> float:
+        return self.scores.get(id(tag), 0.0)
+
+    def top(self, n: int = 5) -> list[Tag]:
+        ranked = sorted(self.nodes.values(), key=lambda t: self.scores[id(t)], reverse=True)
+        return ranked[:n]
+
+
+def _ancestors(tag: Tag) -> list[Tag]:
+    return [p for p in tag.parents if isinstance(p, Tag) and p.name != "[document]"]
+
+
+def _density_pick(soup: BeautifulSoup, body: Tag, strip_unlikely: bool) -> tuple[Tag | None, list[Tag], _Scorer]:
+    """Top candidate by density scoring and the siblings that belong with it."""
+    skip = _unlikely(soup) if strip_unlikely else set()
+    scorer = _Scorer(body, skip)
+    top_list = scorer.top(5)
+    if not top_list or top_list[0] is body or top_list[0].name in ("html", "body"):
+        return None, [], scorer
+    top = top_list[0]
+    top_score = scorer.score(top)
+    # Several strong candidates under one ancestor: take that ancestor.
+    alternatives = [
+        set(id(a) for a in _ancestors(t))
+        for t in top_list[1:]
+        if top_score > 0 and scorer.score(t) / top_score >= 0.75
+    ]
+    if len(alternatives) >= 3:
+        parent = top.parent
+        while isinstance(parent, Tag) and parent.name not in ("body", "html"):
+            if sum(id(parent) in alt for alt in alternatives) >= 3:
+                top = parent
+                break
+            parent = parent.parent
+    # Climb while the parent scores better (more content lurking in siblings).
+    parent = top.parent
+    last = scorer.score(top)
+    threshold = last / 3
+    while isinstance(parent, Tag) and parent.name not in ("body", "html"):
+        if id(parent) not in scorer.scores:
+            parent = parent.parent
+            continue
+        pscore = scorer.score(parent)
+        if pscore < threshold:
+            break
+        if pscore > last:
+            top = parent
+            break
+        last = pscore
+        parent = parent.parent
+    # An only child: use its parent so that sibling joining can see adjacent content.
+    parent = top.parent
+    while (
+        isinstance(parent, Tag)
+        and parent.name not in ("body", "html")
+        and len([c for c in parent.contents if isinstance(c, Tag) and id(c) not in skip]) == 1
+    ):
+        top = parent
+        parent = top.parent
+    if top.name in ("body", "html"):
+        return None, [], scorer
+    # Sibling joining.
+    top_score = scorer.score(top)
+    threshold = max(10.0, top_score * 0.2)
+    top_class = _attr_str(top, "class")
+    chosen: list[Tag] = []
+    parent = top.parent
+    siblings = [c for c in parent.contents if isinstance(c, Tag)] if parent else [top]
+    for sib in siblings:
+        if sib is top:
+            chosen.append(sib)
+            continue
+        if id(sib) in skip:
+            continue
+        bonus = top_score * 0.2 if top_class and _attr_str(sib, "class") == top_class else 0
+        if id(sib) in scorer.scores and scorer.score(sib) + bonus >= threshold:
+            chosen.append(sib)
+        elif sib.name == "p":
+            text = _text(sib)
+            density = _link_density(sib)
+            if len(text) > 80 and density < 0.25:
+                chosen.append(sib)
+            elif 0 < len(text) < 80 and density == 0 and re.search(r"\.( |$)", text):
+                chosen.append(sib)
+    return top, chosen, scorer
+
+
+def _link_density(tag: Tag) -> float:
+    total = len(_text(tag))
+    if not total:
+        return 0.0
+    link = 0.0
+    for a in tag.find_all("a"):
+        coef = 0.3 if _attr_str(a, "href").strip().startswith("#") else 1.0
+        link += len(_text(a)) * coef
+    return min(1.0, link / total)
+
+
+# --------------------------------------------------------------------------- cleaning
+
+
+def _is_data_table(table: Tag) -> bool:
+    if _attr_str(table, "role").lower() == "presentation":
+        return False
+    if _attr_str(table, "datatable") == "0":
+        return False
+    if table.get("summary"):
+        return True
+    caption = table.find("caption")
+    if caption is not None and caption.contents:
+        return True
+    if table.find(["col", "colgroup", "tfoot", "thead", "th"]) is not None:
+        return True
+    if table.find("table") is not None:
+        return False
+    rows = table.find_all("tr")
+    cols = max((len(r.find_all(["td", "th"], recursive=False)) for r in rows), default=0)
+    return len(rows) >= 10 or cols > 4 or len(rows) * cols > 10
+
+
+def _remove_chrome(content: Tag, unlikely: bool) -> None:
+    """Drop site chrome and widgets inside ``content`` (never ``content`` itself)."""
+    total = max(1, len(_text(content)))
+    h1 = content.find("h1")
+    for tag in _iter_tags(content):
+        if tag.parent is None or tag.decomposed:
+            continue
+        name = tag.name
+        if name in _JUNK_TAGS:
+            tag.decompose()
+            continue
+        if _is_hidden(tag):
+            tag.decompose()
+            continue
+        reason = None
+        if name in _CHROME_TAGS:
+            reason = name
+        elif name == "header":
+            # A header that carries the article's h1 stays (its chrome is cleaned below).
+            if not (h1 is not None and h1 in tag.descendants):
+                reason = name
+        elif _attr_str(tag, "role").strip().lower() in _UNLIKELY_ROLES:
+            reason = "role"
+        else:
+            word = _widget_word(tag)
+            if word is not None:
+                reason = word
+            elif unlikely:
+                match = _match_string(tag)
+                if (
+                    match.strip()
+                    and _RE_UNLIKELY.search(match)
+                    and not _RE_MAYBE.search(match)
+                    and name not in ("a", "table", "tr", "td", "th", "tbody")
+                    and not _in_table_or_code(tag)
+                ):
+                    reason = "unlikely"
+        if reason is None:
+            continue
+        share = len(_text(tag)) / total
+        if share >= 0.5 and (reason not in _CHROME_TAGS or share >= 0.8):
+            continue  # this "widget" is the article itself: keep it
+        if h1 is not None and reason not in ("nav", "aside") and h1 in tag.descendants:
+            continue
+        tag.decompose()
+
+
+def _clean_conditionally(content: Tag) -> None:
+    """Readability's shadiness checks on lists, tables and divs of the final content."""
+    data_tables = {id(t) for t in content.find_all("table") if _is_data_table(t)}
+    for name in ("form", "fieldset", "table", "ul", "div"):
+        for node in reversed(content.find_all(name)):
+            if node.decomposed or node.parent is None:
+                continue
+            if name == "table" and id(node) in data_tables:
+                continue
+            if any(
+                isinstance(p, Tag) and (p.name == "code" or id(p) in data_tables)
+                for p in node.parents
+            ):
+                continue
+            if any(id(t) in data_tables for t in node.find_all("table")):
+                continue
+            if node.find("h1") is not None:
+                continue
+            if _shady(node, name):
+                node.decompose()
+
+
+def _shady(node: Tag, name: str) -> bool:
+    weight = _class_weight(node)
+    if weight < 0:
+        return True
+    text = _text(node)
+    if text.count(",") >= 10:
+        return False
+    is_list = name in ("ul", "ol")
+    if not is_list:
+        list_len = sum(len(_text(li)) for li in node.find_all(["ul", "ol"]))
+        is_list = bool(text) and list_len / len(text) > 0.9
+    p = len(node.find_all("p"))
+    img = len(node.find_all("img"))
+    li = len(node.find_all("li")) - 100
+    headings = sum(len(_text(h)) for h in node.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]))
+    heading_density = headings / len(text) if text else 0.0
+    in_figure = any(isinstance(p_, Tag) and p_.name == "figure" for p_ in node.parents)
+    density = _link_density(node)
+    length = len(text)
+    if re.fullmatch(r"(?i)ad(vertising|vertisement)?|pub(licité)?|werb(ung)?|广告|Реклама|Anuncio", text):
+        return True
+    if not in_figure and img > 1 and p / img < 0.5:
+        return True
+    if not is_list and li > p:
+        return True
+    if not is_list and not in_figure and heading_density < 0.9 and length < 25 and (
+        img == 0 or img > 2
+    ) and density > 0:
+        return True
+    if not is_list and weight < 25 and density > 0.2:
+        return True
+    if weight >= 25 and density > 0.5:
+        return True
+    if img == 0 and length == 0:
+        return True
+    return False
+
+
+def _tidy(content: Tag) -> None:
+    """Remove empty wrappers left behind by cleaning."""
+    for tag in reversed(_iter_tags(content)):
+        if tag.decomposed or tag.parent is None:
+            continue
+        if tag.name in ("div", "section", "span", "p", "header", "figure", "li", "ul", "ol"):
+            if tag.attrs.get("id") or tag.find(["img", "picture", "video", "audio", "a"]) is not None:
+                continue
+            if not tag.get_text(strip=True):
+                tag.decompose()
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def _semantic_candidates(soup: BeautifulSoup, stats: _Stats) -> list[tuple[str, Tag]]:
+    found: list[tuple[str, Tag]] = []
+    articles = soup.find_all("article")
+    if articles:
+        best = max(articles, key=stats.length)
+        found.append(("article", best))
+    for main in soup.find_all("main"):
+        found.append(("main", main))
+    for tag in soup.find_all(attrs={"role": True}):
+        if _attr_str(tag, "role").strip().lower() == "main":
+            found.append(("role-main", tag))
+    for selector in _CMS_SELECTORS:
+        try:
+            tags = soup.select(selector)
+        except Exception:  # pragma: no cover - selectors above are static and valid
+            continue
+        if tags:
+            found.append(("cms-class", max(tags, key=stats.length)))
+    return found
+
+
+def _plausible(cand: Tag, stats: _Stats, ref: Tag | None, ref_len: int, page_len: int) -> bool:
+    length = stats.length(cand)
+    if length < 200 and length < 0.5 * page_len:
+        return False
+    if stats.density(cand) > 0.5:
+        return False
+    if ref is None:
+        return length >= 0.3 * page_len
+    inside = ref is cand or cand in ref.parents
+    if inside:
+        return True
+    # The candidate sits inside the density pick: it must hold most of that text.
+    if ref in cand.parents:
+        return length >= 0.7 * ref_len
+    return False
+
+
+def _select(
+    soup: BeautifulSoup, selector: str | None, warnings: list[str]
+) -> tuple[list[Tag], str, bool]:
+    """(nodes, method, wrap): the element(s) that hold the content."""
+    body = soup.find("body")
+    if not isinstance(body, Tag):
+        body = soup.find("html") if isinstance(soup.find("html"), Tag) else None
+    if selector:
+        try:
+            node = soup.select_one(selector)
+        except Exception as exc:
+            warnings.append(f"content selector {selector!r} is invalid ({exc}); fell back to detection")
+        else:
+            if node is not None:
+                return [node], "selector", False
+            warnings.append(f"content selector {selector!r} matched nothing; fell back to detection")
+    if body is None:
+        warnings.append("the page has no body")
+        return [], "body", False
+    stats = _Stats(body)
+    page_len = stats.length(body)
+    top, chosen, _ = _density_pick(soup, body, strip_unlikely=True)
+    ref_len = sum(stats.length(t) for t in chosen)
+    if top is not None and ref_len < 500:
+        top2, chosen2, _ = _density_pick(soup, body, strip_unlikely=False)
+        len2 = sum(stats.length(t) for t in chosen2)
+        if top2 is not None and len2 > ref_len:
+            top, chosen, ref_len = top2, chosen2, len2
+    for method, cand in _semantic_candidates(soup, stats):
+        if _plausible(cand, stats, top, ref_len, page_len):
+            return [cand], method, False
+    if top is not None:
+        return chosen, "density", len(chosen) > 1
+    warnings.append("no main content found; used the whole body")
+    return [body], "body", False
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def extract(html: str | bytes, selector: str | None = None) -> Extraction:
+    """Find the main content of ``html`` and read the page's metadata. Never raises."""
+    warnings: list[str] = []
+    try:
+        soup = _parse(html, warnings)
+    except Exception as exc:
+        warnings.append(f"could not parse the page: {exc!r}")
+        return Extraction(_empty_content(), "", "", None, None, None, None, "body", warnings)
+    try:
+        meta = _metadata(soup)
+    except Exception as exc:
+        warnings.append(f"could not read metadata: {exc!r}")
+        meta = {
+            "meta_title": "", "title_tag": "", "description": "", "canonical": None,
+            "published": None, "modified": None, "lang": None,
+        }
+    method = "body"
+    try:
+        _preclean(soup)
+        nodes, method, wrap = _select(soup, selector, warnings)
+        if not meta["published"]:
+            meta["published"] = _first_time(nodes[0]) if nodes else None
+        content = _own_tree(nodes, wrap) if nodes else _empty_content()
+        _remove_chrome(content, unlikely=method in ("density", "body"))
+        if method != "selector":
+            _clean_conditionally(content)
+        _tidy(content)
+    except Exception as exc:
+        warnings.append(f"content extraction failed: {exc!r}")
+        content = _empty_content()
+    try:
+        title = _choose_title(meta, content, soup)
+    except Exception as exc:
+        warnings.append(f"could not choose a title: {exc!r}")
+        title = ""
+    if not content.get_text(strip=True):
+        warnings.append("the extracted content is empty")
+    return Extraction(
+        content=content,
+        title=title,
+        description=meta["description"],
+        canonical=meta["canonical"],
+        published=meta["published"],
+        modified=meta["modified"],
+        lang=meta["lang"],
+        method=method,
+        warnings=warnings,
+    )
+
+
+def extract_text(html: str) -> str:
+    """Plain text of the main content (the ``module:function`` interface of extract_f1.py)."""
+    return extract(html).content.get_text(" ", strip=True)
