@@ -41,7 +41,7 @@ soak: $(STAMP)
 	$(BIN)/python bench/soak.py
 
 settings-doc: $(STAMP)
-	$(BIN)/python -m indexer.settings
+	$(BIN)/python -m indexer.settings --write-readme README.md
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache .hypothesis

@@ -100,5 +100,19 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
+README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
+
+
+def write_readme(path: Path) -> None:
+    """Replace the README's configuration table (between the markers) with ``markdown_table()``."""
+    text = path.read_text(encoding="utf-8")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    path.write_text(f"{head}{README_START}\n{markdown_table()}\n{README_END}{tail}", encoding="utf-8")
+
+
 if __name__ == "__main__":  # pragma: no cover - documentation helper
-    sys.stdout.write(markdown_table() + "\n")
+    if sys.argv[1:2] == ["--write-readme"]:
+        write_readme(Path(sys.argv[2] if len(sys.argv) > 2 else "README.md"))
+    else:
+        sys.stdout.write(markdown_table() + "\n")
