@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 index: $(STAMP)
-	$(BIN)/faq-index build --force
+	$(BIN)/faq-index update
 
 run: index
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'service.app:create_app()'

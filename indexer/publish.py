@@ -264,6 +264,7 @@ def section_documents(article: Article, targets: dict[str, tuple[str, str]]) -> 
                 "title": article.title,
                 "breadcrumbs": " \u203a ".join(s.breadcrumbs[1:]),
                 "answer": s.answer,
+                "spell": f"{s.question}\n{s.answer}",
                 "position": s.position,
                 "meta": {
                     "anchor": s.anchor,
@@ -327,8 +328,9 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
         prune(index_dir, config.keep_generations)  # leftovers of killed builds
         current = current_generation(index_dir)
         previous = read_catalog(current[1] / CATALOG) if current and mode == "update" else {}
-        if mode == "update" and current is None:
-            report.mode = mode = "full"
+        if mode == "update" and (current is None or _schema_version(current[1]) != SCHEMA_VERSION):
+            report.mode = mode = "full"  # nothing to update from, or built with another schema
+            previous = {}
         tmp = index_dir / GENERATIONS / f".tmp-{os.getpid()}-{int(time.time() * 1000)}"
         try:
             _build_into(tmp, config, corpus_dir, current, previous, mode, report, progress)
@@ -385,14 +387,17 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
 
     parsed = _parse_all(to_parse, datas, config, report, progress)
     # Unchanged articles come from the catalog: what they link to is all that is needed
-    # to decide whether their documents must be rewritten.
-    unchanged = {src: row for src, row in previous.items() if src in datas and src not in parsed}
-    for src, row in unchanged.items():
+    # to decide whether their documents must be rewritten. A changed file that no longer
+    # parses is not unchanged: its old documents go, as a full build would not have them.
+    unchanged = {src: row for src, row in previous.items() if src in datas and src not in to_parse}
+    for row in unchanged.values():
         report.issues += [Issue(**i) for i in row["issues"] if i["code"] != "broken-link"]
 
     entries = [(a.slug, a.url, a.canonical, a.source) for a in parsed.values()]
     entries += [(r["slug"], r["url"], r["canonical"], r["source"]) for r in unchanged.values()]
     _drop_duplicate_slugs(parsed, unchanged, report)
+    dropped = {src for src in to_parse if src in previous and src not in parsed}
+    report.removed = sorted(set(report.removed) | dropped)  # indexed before, not any more
     link_map = LinkMap(
         [e for e in entries if e[3] in parsed or e[3] in unchanged], getattr(config, "site_url", "")
     )
@@ -449,7 +454,10 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
             for doc in docs:
                 writer.add_document(**doc)
             report.rewritten.append(src)
-        writer.commit()
+        # Whoosh keeps deleted documents in its term statistics until their segment is
+        # merged, so an update that deleted anything would rank differently from a full
+        # build of the same corpus: merge, so that the statistics are those of live documents.
+        writer.commit(optimize=bool(stale_slugs))
     except BaseException:
         writer.cancel()
         raise
@@ -512,6 +520,13 @@ def _copy_generation(src: Path, dst: Path) -> None:
             os.link(path, dst / path.name)
         except OSError:
             shutil.copy2(path, dst / path.name)
+
+
+def _schema_version(path: Path) -> int | None:
+    try:
+        return int(load_generation_info(path).get("schema_version"))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _same_file(dir_a, dir_b, name: str) -> bool:

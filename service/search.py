@@ -15,7 +15,6 @@ import hashlib
 import html
 import json
 import logging
-import math
 import os
 import re
 import sqlite3
@@ -24,11 +23,11 @@ from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from whoosh import highlight, scoring
+import numpy as np
+from whoosh import highlight
 from whoosh import index as whoosh_index
-from whoosh.query import Or, Phrase, Term
+from whoosh.query import Or, Term
 
 from indexer.publish import CATALOG, CURRENT, GENERATION_INFO, GENERATIONS, current_generation
 from indexer.schema import (
@@ -41,6 +40,7 @@ from indexer.schema import (
     words,
 )
 from indexer.settings import Config
+from service.scoring import Scorer, whoosh_idf
 
 log = logging.getLogger("faq.search")
 
@@ -60,18 +60,16 @@ class NotFound(Exception):
 
 @dataclass(frozen=True)
 class Ranking:
-    """Ranking parameters; defaults were chosen with ``make eval`` (see docs/quality.md)."""
+    """Ranking parameters (see ``service.scoring``); defaults chosen with ``make eval``."""
 
     fields: tuple[tuple[str, float], ...] = tuple(SEARCH_FIELDS.items())
     k1: float = 1.2
     b: float = 0.75
-    coord: float | None = 0.9  # Whoosh's coordination bonus: more query terms matched, higher
-    phrase_boost: float = 1.5  # the query's words adjacent in a question
-    phrase_max_terms: int = 6
+    coverage_power: float = 1.0  # "most terms should match": score × coverage^p
+    synonym_weight: float = 0.6  # an editor synonym counts this much of the word as typed
+    phrase_boost: float = 0.5  # × (1 + boost · share of the query's word pairs adjacent in the question)
+    rerank_depth: int = 50
     collapse_duplicates: bool = True
-
-    def weighting(self) -> scoring.WeightingModel:
-        return scoring.BM25F(B=self.b, K1=self.k1)
 
 
 DEFAULT_RANKING = Ranking()
@@ -108,23 +106,32 @@ class Synonyms:
         return cls(load_synonyms(path))
 
     def expand(self, tokens: list[str], raw_words: list[str]) -> list[list[tuple[str, ...]]]:
-        """Group ``tokens`` into clauses; each clause lists its alternative term sequences."""
+        """Group ``tokens`` into clauses; each clause lists its alternative term sequences,
+        the words as typed first (the scorer weighs the other alternatives less)."""
         clauses: list[list[tuple[str, ...]]] = []
+        consumed: set[str] = set()
         for raw in raw_words:
             if raw in self.acronyms:
-                clauses.append(self.acronyms[raw])
+                typed = tuple(analyze(raw))
+                clauses.append(_typed_first(self.acronyms[raw], typed))
+                consumed.update(typed)
+        tokens = [t for t in tokens if t not in consumed]
         i = 0
         while i < len(tokens):
             for n in range(min(self.max_len, len(tokens) - i), 0, -1):
                 span = tuple(tokens[i:i + n])
                 if span in self.by_terms:
-                    clauses.append(self.by_terms[span])
+                    clauses.append(_typed_first(self.by_terms[span], span))
                     i += n
                     break
             else:
                 clauses.append([(tokens[i],)])
                 i += 1
         return clauses
+
+
+def _typed_first(alternatives: list[tuple[str, ...]], typed: tuple[str, ...]) -> list[tuple[str, ...]]:
+    return [typed] + [a for a in alternatives if a != typed]
 
 
 # --------------------------------------------------------------------------- suggestions
@@ -242,14 +249,27 @@ class _MarkFormatter(highlight.Formatter):
         return "".join(output)
 
 
+class _StableScorer(highlight.BasicFragmentScorer):
+    """Whoosh's scorer, with ties going to the earlier passage.
+
+    Whoosh breaks score ties with ``Fragment.__lt__``, which compares ``id()``: the same
+    query could get a different snippet from one call to the next.
+    """
+
+    def __call__(self, fragment):
+        return super().__call__(fragment) - fragment.startchar * 1e-7
+
+
 _FRAGMENTER = highlight.ContextFragmenter(maxchars=240, surround=80)
 _FORMATTER = _MarkFormatter()
+_SCORER = _StableScorer()
 
 
 def make_snippet(answer: str, terms: frozenset[str], chars: int = 240) -> str:
     """The answer's best passage, HTML-escaped, with the query's terms in <mark>."""
     if terms:
-        text = highlight.highlight(answer, terms, ANALYZER, _FRAGMENTER, _FORMATTER, top=2)
+        text = highlight.highlight(answer, terms, ANALYZER, _FRAGMENTER, _FORMATTER, top=2,
+                                    scorer=_SCORER)
         if text:
             return text
     cut = answer[:chars]
@@ -264,7 +284,7 @@ def make_snippet(answer: str, terms: frozenset[str], chars: int = 240) -> str:
 class Generation:
     """One published generation opened by a worker: index, catalog, suggestions, synonyms."""
 
-    def __init__(self, name: str, path: Path):
+    def __init__(self, name: str, path: Path, ranking: Ranking = DEFAULT_RANKING):
         self.name = name
         self.path = path
         self.info = json.loads((path / GENERATION_INFO).read_text(encoding="utf-8"))
@@ -278,9 +298,15 @@ class Generation:
         self.synonyms = Synonyms.from_file(path / "synonyms.txt")
         self._local = threading.local()
         entries = []
+        self.question_terms: dict[int, tuple[str, ...]] = {}
+        self.answer_keys: dict[int, str] = {}
+        by_slug: dict[str, list[int]] = defaultdict(list)
         with self.ix.searcher() as s:
             self.doc_count = s.doc_count()
             for docnum, stored in s.iter_docs():
+                self.question_terms[docnum] = tuple(analyze(stored["question"]))
+                self.answer_keys[docnum] = stored["meta"].get("answer_hash") or _answer_hash(stored["answer"])
+                by_slug[stored["slug"]].append(docnum)
                 entries.append(
                     {
                         "id": stored["id"],
@@ -290,15 +316,21 @@ class Generation:
                         "words": words(stored["question"]),
                     }
                 )
+        self.docs_by_slug = {slug: np.asarray(sorted(d), dtype=np.int64) for slug, d in by_slug.items()}
         entries.sort(key=lambda e: e["position"])
         self.suggester = Suggester.build(entries)
-        self.ranking = DEFAULT_RANKING
+        self.ranking = ranking
+        self.reader = self.ix.reader()  # the scorer's own; searchers stay per thread
+        self.scorer = Scorer(self.reader, ranking.fields, ranking.k1, ranking.b, ranking.coverage_power,
+                             ranking.synonym_weight)
+        self.similar_cache: dict[tuple[str, int], list[tuple[str, float]]] = {}
+        self.speller = Speller(self.reader)
 
     def searcher(self):
         """This thread's searcher over this generation (created on first use)."""
         s = getattr(self._local, "searcher", None)
         if s is None:
-            s = self.ix.searcher(weighting=self.ranking.weighting())
+            s = self.ix.searcher()
             self._local.searcher = s
         return s
 
@@ -306,6 +338,7 @@ class Generation:
         s = getattr(self._local, "searcher", None)
         if s is not None:
             s.close()
+        self.reader.close()
 
 
 def _read_articles(path: Path) -> dict[str, dict]:
@@ -335,9 +368,11 @@ def _read_articles(path: Path) -> dict[str, dict]:
 class Plan:
     """A query after analysis: what is searched and what is shown back."""
 
-    query: Any  # whoosh query, or None when nothing is searchable
-    terms: frozenset[str]  # index terms, for highlighting and coverage
-    clauses: list[list[tuple[str, ...]]]
+    tokens: list[str]  # analysed query terms, in order (after corrections)
+    clauses: list[list[tuple[str, ...]]]  # one per word or synonym group: its alternatives
+    weights: list[float]  # information (idf) of each clause
+    unknown_weight: float  # information of the words found nowhere
+    terms: frozenset[str]  # every index term searched, for highlighting
     did_you_mean: str | None
     unknown: list[str]  # words found nowhere and not corrected
 
@@ -345,8 +380,9 @@ class Plan:
 class Engine:
     """The per-worker search engine over the served generation."""
 
-    def __init__(self, config: Config, ranking: Ranking = DEFAULT_RANKING):
+    def __init__(self, config: Config, ranking: Ranking = DEFAULT_RANKING, plain: bool = False):
         self.config = config
+        self.plain = plain  # score with the uncached reference path (tests compare the two)
         self.index_dir = Path(config.index_dir)
         self.site_url = (config.site_url or "").rstrip("/")
         self.ranking = ranking
@@ -376,8 +412,7 @@ class Engine:
                 raise NoIndex(f"no index has been built in {self.index_dir}; run `faq-index build`")
             if self._gen is None or self._gen.name != current[0]:
                 try:
-                    new = Generation(*current)
-                    new.ranking = self.ranking
+                    new = Generation(*current, ranking=self.ranking)
                 except Exception as exc:  # a broken generation must not take the service down
                     log.error("cannot open generation %s: %s", current[0], exc)
                     if self._gen is None:
@@ -391,36 +426,33 @@ class Engine:
     # -- query analysis
 
     def plan(self, gen: Generation, q: str, correct: bool = True) -> Plan:
-        searcher = gen.searcher()
-        reader = searcher.reader()
         raw_words = re.findall(r"\w+", q)
-        surface = [w for w in words(q) if w not in STOP_WORDS][:MAX_QUERY_TERMS]
+        surface = [w for w in words(q) if w not in STOP_WORDS and analyze(w)][:MAX_QUERY_TERMS]
         tokens: list[str] = []
         corrections: dict[str, str] = {}
         unknown: list[str] = []
         for w in surface:
-            analysed = analyze(w)
-            if not analysed:
-                continue
-            t = analysed[0]
-            if correct and not _known(reader, t, self.ranking):
-                fixed = _correct(searcher, w)
-                if fixed:
+            t = analyze(w)[0]
+            if correct and not gen.scorer.doc_frequency(t):
+                fixed = gen.speller.correct(w, gen.searcher())
+                fixed_terms = analyze(fixed) if fixed else []
+                if fixed_terms:
                     corrections[w] = fixed
-                    fixed_terms = analyze(fixed)
-                    if fixed_terms:
-                        t = fixed_terms[0]
+                    t = fixed_terms[0]
                 else:
                     unknown.append(w)
             tokens.append(t)
         if unknown and corrections:
             # A word we cannot place suggests an off-topic question: "correcting" its
             # neighbours into unrelated corpus words ("bread" → "broad") would only mislead.
-            tokens = [analyze(w)[0] if w in corrections else t for w, t in zip(
-                [w for w in surface if analyze(w)], tokens, strict=True)]
+            tokens = [analyze(w)[0] for w in surface]
+            unknown = [w for w in surface if not gen.scorer.doc_frequency(analyze(w)[0])]
             corrections = {}
         tokens = list(dict.fromkeys(tokens))
-        clauses = gen.synonyms.expand(tokens, raw_words)
+        known = [t for t in tokens if gen.scorer.doc_frequency(t)]
+        clauses = gen.synonyms.expand(known, raw_words)
+        weights = [gen.scorer.clause_weight(c) for c in clauses]
+        unknown_weight = len(unknown) * whoosh_idf(gen.scorer.n, 0)
         terms = frozenset(t for clause in clauses for alt in clause for t in alt)
         did_you_mean = None
         if corrections:
@@ -429,26 +461,7 @@ class Engine:
                 did_you_mean = re.sub(rf"(?i)\b{re.escape(wrong)}\b", right, did_you_mean, count=1)
             if did_you_mean == q:
                 did_you_mean = None
-        return Plan(self._build_query(clauses, tokens), terms, clauses, did_you_mean, unknown)
-
-    def _build_query(self, clauses: list[list[tuple[str, ...]]], tokens: list[str]):
-        if not clauses:
-            return None
-        fields = self.ranking.fields
-        subqueries = []
-        for clause in clauses:
-            alts = []
-            for alt in clause:
-                if len(alt) == 1:
-                    alts.extend(Term(f, alt[0], boost=w) for f, w in fields)
-                else:
-                    alts.extend(Phrase(f, list(alt), boost=w) for f, w in fields if f in ("question", "answer"))
-            subqueries.append(Or(alts) if len(alts) > 1 else alts[0])
-        if 1 < len(tokens) <= self.ranking.phrase_max_terms and self.ranking.phrase_boost:
-            subqueries.append(Phrase("question", tokens, slop=2, boost=self.ranking.phrase_boost))
-        if len(subqueries) == 1:
-            return subqueries[0]
-        return Or(subqueries, scale=self.ranking.coord)
+        return Plan(tokens, clauses, weights, unknown_weight, terms, did_you_mean, unknown)
 
     # -- results
 
@@ -475,29 +488,55 @@ class Engine:
             "related": [self._article_ref(gen, r["slug"]) for r in meta["related"]],
         }
 
+    def _scores(self, gen: Generation, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+        if not self.plain:
+            return gen.scorer.score(plan.clauses, plan.weights, plan.unknown_weight)
+        scores, coverage = np.zeros(gen.scorer.n_all), np.zeros(gen.scorer.n_all)
+        for d, (s, c) in gen.scorer.score_plain(plan.clauses, plan.weights, plan.unknown_weight).items():
+            scores[d], coverage[d] = s, c
+        return scores, coverage
+
     def _ranked(self, gen: Generation, plan: Plan, limit: int, offset: int = 0,
-                article: str | None = None) -> tuple[list[tuple[dict, float]], int]:
-        if plan.query is None:
+                article: str | None = None) -> tuple[list[tuple[int, float, float]], int]:
+        """(docnum, score, coverage) of the requested page, and the number of matches."""
+        if not plan.clauses:
             return [], 0
-        searcher = gen.searcher()
-        flt = Term("slug", article) if article else None
+        scores, coverage = self._scores(gen, plan)
+        if article is not None:
+            keep = np.zeros(len(scores), dtype=bool)
+            keep[gen.docs_by_slug.get(article, np.empty(0, dtype=np.int64))] = True
+            scores = np.where(keep, scores, 0.0)
+        matched = np.flatnonzero(scores > 0)
+        total = len(matched)
+        if not total:
+            return [], 0
         want = offset + limit
-        depth = want * 2 + 10 if self.ranking.collapse_duplicates else want
-        results = searcher.search(plan.query, limit=depth, filter=flt)
-        total = len(results)
+        depth = min(total, max(self.ranking.rerank_depth, want * 2 + 10))
+        top = matched[np.argpartition(-scores[matched], depth - 1)[:depth]] if depth < total else matched
+        final = {int(d): float(scores[d]) * self._phrase_factor(gen, plan, int(d)) for d in top}
+        order = sorted(final, key=lambda d: (-final[d], d))
         hits, seen = [], set()
-        for hit in results:
-            stored = hit.fields()
+        for d in order:
             if self.ranking.collapse_duplicates:
-                key = stored["meta"].get("answer_hash") or _answer_hash(stored["answer"])
+                key = gen.answer_keys.get(d)
                 if key in seen:
                     total -= 1
                     continue
                 seen.add(key)
-            hits.append((stored, hit.score))
+            hits.append((d, final[d], float(coverage[d])))
             if len(hits) >= want:
                 break
-        return hits[offset:want], max(total, len(hits))
+        return hits[offset:want], total
+
+    def _phrase_factor(self, gen: Generation, plan: Plan, docnum: int) -> float:
+        """Proximity: reward questions in which the query's words stand next to each other."""
+        tokens = plan.tokens
+        if not self.ranking.phrase_boost or len(tokens) < 2:
+            return 1.0
+        q = gen.question_terms.get(docnum, ())
+        pairs = set(zip(q, q[1:], strict=False))
+        adjacent = sum(1 for pair in zip(tokens, tokens[1:], strict=False) if pair in pairs)
+        return 1.0 + self.ranking.phrase_boost * adjacent / (len(tokens) - 1)
 
     def search(self, q: str, limit: int = 10, offset: int = 0, article: str | None = None) -> dict:
         gen = self.generation()
@@ -505,21 +544,29 @@ class Engine:
             raise NotFound(f"no article with slug {article!r}")
         plan = self.plan(gen, q)
         hits, total = self._ranked(gen, plan, limit, offset, article)
+        searcher = gen.searcher()
         return {
             "query": q,
             "total": total,
             "did_you_mean": plan.did_you_mean,
-            "results": [self._result(gen, stored, score, plan.terms) for stored, score in hits],
+            "results": [self._result(gen, searcher.stored_fields(d), score, plan.terms) for d, score, _ in hits],
         }
 
     def answer(self, q: str, alternatives: int = 3) -> dict:
+        """The best section, if it covers enough of the question; ``confidence`` is that cover.
+
+        Confidence is the share of the question's information (idf-weighted words and
+        synonym groups) found in the top section; words found nowhere in the corpus count
+        fully against it, so an off-topic question scores near 0 whatever it matched.
+        """
         gen = self.generation()
         plan = self.plan(gen, q)
         hits, _ = self._ranked(gen, plan, 1 + alternatives)
         if not hits:
             return {"query": q, "answer": None, "confidence": 0.0, "alternatives": []}
-        confidence = self.confidence(gen, plan, hits[0][0])
-        results = [self._result(gen, stored, score, plan.terms) for stored, score in hits]
+        searcher = gen.searcher()
+        confidence = hits[0][2]
+        results = [self._result(gen, searcher.stored_fields(d), score, plan.terms) for d, score, _ in hits]
         best = results[0] if confidence >= self.config.answer_threshold else None
         return {
             "query": q,
@@ -527,29 +574,6 @@ class Engine:
             "confidence": round(confidence, 4),
             "alternatives": results[1:] if best else results,
         }
-
-    def confidence(self, gen: Generation, plan: Plan, stored: dict) -> float:
-        """Share of the query's information (idf-weighted clauses) the section covers.
-
-        A clause counts as covered when any of its alternatives occurs in the section's
-        question, answer, breadcrumbs or title; words found nowhere in the corpus count
-        fully against it. 0 means nothing of the question is there, 1 all of it.
-        """
-        reader = gen.searcher().reader()
-        n = max(gen.doc_count, 1)
-        text_terms = set(analyze(" ".join((stored["question"], stored["answer"], stored["title"],
-                                          " ".join(stored["meta"]["breadcrumbs"])))))
-        total = covered = 0.0
-        for clause in plan.clauses:
-            df = max((min(reader.doc_frequency("answer", t) + reader.doc_frequency("question", t) for t in alt)
-                      for alt in clause), default=0)
-            weight = math.log(1 + n / (df + 0.5))
-            total += weight
-            if any(all(t in text_terms for t in alt) for alt in clause):
-                covered += weight
-        for _ in plan.unknown:
-            total += math.log(1 + n / 0.5)
-        return covered / total if total else 0.0
 
     def suggest(self, q: str, limit: int = 8) -> dict:
         gen = self.generation()
@@ -680,25 +704,86 @@ def _anchor_at(sections: list[dict], position: int) -> str:
     return ""
 
 
-def _known(reader, term: str, ranking: Ranking) -> bool:
-    return any(reader.doc_frequency(f, term) for f, _ in ranking.fields)
+class Speller:
+    """ "Did you mean": the most frequent indexed word within one edit, else two.
 
-
-def _correct(searcher, word: str) -> str | None:
-    """The most frequent indexed word one edit away, else two (Whoosh's corrector).
-
-    Short words are left alone (too many neighbours), and only words of seven letters or
-    more may take two edits.
+    Whoosh's corrector walks a Levenshtein automaton over the whole vocabulary in Python
+    (150–300 ms a word on MedQuAD). Here a symmetric-delete table of the vocabulary built at
+    load answers most typos in well under a millisecond: a word and a typo one or two edits
+    apart (a substitution, insertion, deletion, transposition, or two of them that a single
+    deletion on each side reconciles) share a deletion variant. Only what that misses — two
+    independent substitutions in a long word — falls back to Whoosh's own corrector, and
+    answers are cached since a typo tends to be typed again on the next keystroke.
+    Short words are left alone (too many neighbours); two edits need seven letters or more.
     """
-    if len(word) < 5 or not word.isalpha():
-        return None
-    for maxdist in (1, 2) if len(word) >= 7 else (1,):
-        for field_name in ("question", "answer"):
-            corrector = searcher.corrector(field_name)
-            found = corrector.suggest(word, limit=1, maxdist=maxdist, prefix=1)
-            if found:
-                return found[0]
-    return None
+
+    def __init__(self, reader, field_name: str = "spell"):
+        self.freq: dict[str, int] = {}
+        self.deletes: dict[str, list[str]] = defaultdict(list)
+        self.field_name = field_name
+        for term in reader.lexicon(field_name):
+            word = term.decode("utf-8") if isinstance(term, bytes) else term
+            if len(word) < 4 or not word.isalpha():
+                continue
+            self.freq[word] = reader.doc_frequency(field_name, word)
+            for variant in _deletions(word):
+                self.deletes[variant].append(word)
+        self._cache: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def correct(self, word: str, searcher=None) -> str | None:
+        if len(word) < 5 or not word.isalpha() or word in self.freq:
+            return None
+        with self._lock:
+            if word in self._cache:
+                return self._cache[word]
+        maxdist = 2 if len(word) >= 7 else 1
+        candidates = set(self.deletes.get(word, ()))
+        for variant in _deletions(word):
+            candidates.update(self.deletes.get(variant, ()))
+            if variant in self.freq:
+                candidates.add(variant)
+        best = None
+        for cand in candidates:
+            if cand[0] != word[0]:
+                continue  # typos rarely touch the first letter; Whoosh's prefix=1 likewise
+            dist = _edit_distance(word, cand, maxdist)
+            if dist <= maxdist:
+                key = (dist, -self.freq[cand], cand)
+                if best is None or key < best:
+                    best = key
+        found = best[2] if best else None
+        if found is None and maxdist == 2 and searcher is not None:
+            hits = searcher.corrector(self.field_name).suggest(word, limit=1, maxdist=2, prefix=2)
+            found = hits[0] if hits else None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[word] = found
+        return found
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Damerau–Levenshtein (optimal string alignment) distance, cut off above ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
 
 
 def _answer_hash(text: str) -> str:
