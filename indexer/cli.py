@@ -31,8 +31,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_REFUSED = 0, 1, 2, 3, 4
 
 
 def _progress(label: str):
-    def wrap(items):
-        return tqdm(items, desc=label, unit="page", disable=None, leave=False, file=sys.stderr)
+    def wrap(items, total=None):
+        return tqdm(items, desc=label, unit="page", total=total, disable=None, leave=False, file=sys.stderr)
 
     return wrap
 

@@ -110,6 +110,14 @@ def decode(data: bytes, source: str) -> tuple[str | None, list[Issue]]:
 
 
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+#: Labels that browsers (WHATWG Encoding Standard) decode as windows-1252: pages that say
+#: "iso-8859-1" routinely hold Windows curly quotes and dashes in 0x80-0x9F, which Python's
+#: latin-1 would turn into invisible C1 control characters.
+_WINDOWS_1252_LABELS = {
+    "ansi_x3.4-1968", "ascii", "cp1252", "cp819", "csisolatin1", "ibm819", "iso-8859-1", "iso-ir-100",
+    "iso8859-1", "iso88591", "iso_8859-1", "iso_8859-1:1987", "l1", "latin1", "us-ascii", "windows-1252",
+    "x-cp1252",
+}
 
 
 def _declared_charset(sample: bytes) -> str | None:
@@ -118,7 +126,10 @@ def _declared_charset(sample: bytes) -> str | None:
     if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
     m = _CHARSET.search(sample)
-    return m.group(1).decode("ascii").lower() if m else None
+    if not m:
+        return None
+    label = m.group(1).decode("ascii").lower()
+    return "windows-1252" if label in _WINDOWS_1252_LABELS else label
 
 
 def slug_for(canonical: str | None, source: str) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from collections.abc import Container, Iterator
 from typing import Any
 
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag, UnicodeDammit
@@ -55,7 +56,7 @@ class Extraction:
 # --------------------------------------------------------------------------- vocabulary
 
 _JUNK_TAGS = frozenset(
-    "script style noscript template iframe svg math object embed applet canvas link meta "
+    "script style noscript template iframe svg object embed applet canvas link meta "
     "button input select textarea option datalist dialog".split()
 )
 _CHROME_TAGS = frozenset("nav footer aside form menu".split())
@@ -94,40 +95,66 @@ _UNLIKELY_ROLES = frozenset(
 _RE_COMMAS = re.compile("[,\u060c\ufe50\ufe10\ufe11\u2e41\u2e34\u2e32\uff0c]")
 _RE_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
-# Widgets recognised by class/id. A class or id is split on non-alphanumerics; it is a widget
-# when one of its parts is one of these words (for "widget" and "ad" only the first part
-# counts, so that "elementor-widget-container" or "load-ad" content wrappers survive).
-_WIDGET_WORDS = frozenset(
-    "share shares sharing sharebar sharedaddy social socials cookie cookies consent gdpr "
-    "newsletter subscribe subscription related comments comment disqus respond breadcrumb "
-    "breadcrumbs sidebar advert advertisement adverts advertising promo promos popup modal "
-    "skiplink skip-link pagination pager toc-toggle print-only".split()
+# Widgets recognised by class/id. A class or id is split on non-alphanumerics into parts
+# ("jp-relatedposts" -> "jp", "relatedposts"); it names a widget when a part starts with one
+# of the prefixes or equals one of the exact words below. Three strengths:
+#   strong  - always chrome ("comments-area", "cookie-banner", "sidebar", "breadcrumbs");
+#   topical - may also name a real topic ("social-anxiety", "informed-consent"), so chrome
+#             only when the element is short or mostly links;
+#   meta    - bylines, dates and tag lists: chrome when short.
+# "widget" and "ad" count only as the first part, so that content wrappers such as
+# "elementor-widget-container" or "load-ad" survive.
+_WIDGET_WORDS: tuple[tuple[str, tuple[str, ...], frozenset[str]], ...] = (
+    (
+        "strong",
+        (
+            "newsletter", "subscri", "comment", "disqus", "breadcrumb", "sidebar", "advert",
+            "popup", "pagination", "outbrain", "taboola", "sponsor",
+        ),
+        frozenset("respond promo promos modal pager skip skiplink".split()),
+    ),
+    (
+        "topical",
+        (
+            "share", "sharing", "social", "related", "sns", "tweet", "twitter", "facebook",
+            "cookie", "gdpr",
+        ),
+        frozenset(("consent",)),
+    ),
+    (
+        "meta",
+        ("byline", "dateline", "timestamp", "pubdate"),
+        frozenset("author authors date dates posted meta tags credit credits copyright".split()),
+    ),
 )
+_NOT_WIDGET_PARTS = frozenset(("commentary",))
 _WIDGET_HEAD_WORDS = frozenset("widget widgets ad ads".split())
 # A class starting with one of these describes a state of the element ("has-sidebar").
 _STATE_PREFIXES = frozenset("has no with without is show hide enable enabled disable allow".split())
-_POSITIVE_PARTS = frozenset("article content entry post main body text story blog".split())
+_HEADINGS = frozenset("h1 h2 h3 h4 h5 h6".split())
 
-_CMS_SELECTORS = (
-    "[itemprop~=articleBody]",
-    ".entry-content",
-    ".post-content",
-    ".article-body",
-    ".article-content",
-    ".articleBody",
-    ".post-body",
-    ".story-body",
-    ".page-content",
-    ".td-post-content",
-    ".single-content",
-    ".blog-post",
-    ".hentry",
-    "#article",
-    "#content",
-    "#main-content",
-    "#main",
-    ".post",
-    ".content",
+# Common CMS content containers, most specific first: (attribute, value). Class and itemprop
+# values match one token of the attribute, ids the whole id (case-insensitive).
+_CMS_CONTAINERS = (
+    ("itemprop", "articlebody"),
+    ("class", "entry-content"),
+    ("class", "post-content"),
+    ("class", "article-body"),
+    ("class", "article-content"),
+    ("class", "articlebody"),
+    ("class", "post-body"),
+    ("class", "story-body"),
+    ("class", "page-content"),
+    ("class", "td-post-content"),
+    ("class", "single-content"),
+    ("class", "blog-post"),
+    ("class", "hentry"),
+    ("id", "article"),
+    ("id", "content"),
+    ("id", "main-content"),
+    ("id", "main"),
+    ("class", "post"),
+    ("class", "content"),
 )
 
 _ARTICLE_TYPES = frozenset(
@@ -188,8 +215,8 @@ def _parts(value: str) -> list[str]:
     return [p for p in re.split(r"[^a-z0-9]+", value.lower()) if p]
 
 
-def _widget_word(tag: Tag) -> str | None:
-    """The widget word that a class or the id of ``tag`` carries, else None."""
+def _widget_word(tag: Tag) -> tuple[str, str] | None:
+    """(strength, word) of the widget word that a class or the id of ``tag`` carries."""
     names = list(tag.attrs.get("class") or []) if tag.attrs else []
     ident = _attr_str(tag, "id")
     if ident:
@@ -199,18 +226,14 @@ def _widget_word(tag: Tag) -> str | None:
         if not parts or parts[0] in _STATE_PREFIXES:
             continue
         if parts[0] in _WIDGET_HEAD_WORDS:
-            return parts[0]
+            return "strong", parts[0]
         for part in parts:
-            if part in _WIDGET_WORDS:
-                return part
+            if part in _NOT_WIDGET_PARTS:
+                continue
+            for strength, prefixes, exact in _WIDGET_WORDS:
+                if part in exact or part.startswith(prefixes):
+                    return strength, part
     return None
-
-
-def _has_positive_part(tag: Tag) -> bool:
-    for name in _match_string(tag).split():
-        if _POSITIVE_PARTS.intersection(_parts(name)):
-            return True
-    return False
 
 
 def _iter_tags(root: Tag):
@@ -359,6 +382,9 @@ def _jsonld(soup: BeautifulSoup) -> dict[str, str]:
     if best is None:
         return {}
     out: dict[str, str] = {}
+    publisher = best.get("publisher")
+    if isinstance(publisher, dict) and isinstance(publisher.get("name"), str):
+        out["publisher"] = _norm(publisher["name"])
     for key in ("headline", "name", "description", "datePublished", "dateModified", "url"):
         value = best.get(key)
         if isinstance(value, list) and value:
@@ -422,15 +448,26 @@ def _metadata(soup: BeautifulSoup) -> dict[str, Any]:
     lang = _attr_str(html, "lang").strip() if isinstance(html, Tag) else ""
     if not lang:
         lang = meta.get("content-language", "") or meta.get("dc:language", "")
+    title_tag_text = _norm(title_tag.get_text(" ")) if title_tag is not None else ""
+    ld_title = ld.get("headline") or ld.get("name") or ""
+    if ld.get("headline") and ld.get("name") and ld["headline"] != ld["name"]:
+        # Some pages put a summary in one of them: keep the one closer to <title>.
+        ref = title_tag_text or meta.get("og:title") or meta.get("twitter:title") or ""
+        if _overlap(ref, ld["name"]) > _overlap(ref, ld["headline"]):
+            ld_title = ld["name"]
     return {
-        "meta_title": meta.get("og:title")
-        or ld.get("headline")
+        "meta_title": ld_title
         or meta.get("dc:title")
         or meta.get("dcterms:title")
+        or meta.get("og:title")
         or meta.get("twitter:title")
         or meta.get("parsely-title")
         or "",
-        "title_tag": title_tag.get_text(" ") if title_tag is not None else "",
+        "site_name": meta.get("og:site_name")
+        or meta.get("application-name")
+        or ld.get("publisher")
+        or "",
+        "title_tag": title_tag_text,
         "description": meta.get("description")
         or meta.get("og:description")
         or meta.get("dc:description")
@@ -457,16 +494,40 @@ def _metadata(soup: BeautifulSoup) -> dict[str, Any]:
     }
 
 
+def _overlap(a: str, b: str) -> float:
+    """Share of the words of ``a`` that occur in ``b``."""
+    wa = re.findall(r"\w+", a.lower())
+    wb = set(re.findall(r"\w+", b.lower()))
+    return sum(w in wb for w in wa) / len(wa) if wa else 0.0
+
+
+def _strip_site(title: str, site: str, tag_title: str) -> str:
+    """Remove a trailing " | Site" from a metadata title when the site name is known."""
+    seps = list(_RE_TITLE_SEP.finditer(title))
+    if not seps:
+        return title
+    last = seps[-1]
+    tail = title[last.end() :].strip().lower()
+    head = title[: last.start()].strip()
+    tag_seps = list(_RE_TITLE_SEP.finditer(tag_title))
+    tag_tail = tag_title[tag_seps[-1].end() :].strip().lower() if tag_seps else ""
+    if head and tail and (tail == site.strip().lower() or tail == tag_tail):
+        return head
+    return title
+
+
 def _choose_title(meta: dict[str, Any], content: Tag, soup: BeautifulSoup) -> str:
+    """Metadata title (JSON-LD, Dublin Core, Open Graph, Twitter), else the cleaned
+    ``<title>``, else the first ``<h1>``; a trailing site name is removed."""
     h1s = [_text(h) for h in content.find_all("h1")] if content is not None else []
     if not h1s:
         h1s = [_text(h) for h in soup.find_all("h1")]
     h1s = [h for h in h1s if h]
     if meta["meta_title"]:
-        return meta["meta_title"]
+        return _strip_site(meta["meta_title"], meta["site_name"], meta["title_tag"])
     cleaned = _clean_title(meta["title_tag"], h1s)
     if cleaned:
-        return cleaned
+        return _strip_site(cleaned, meta["site_name"], "")
     return h1s[0] if h1s else ""
 
 
@@ -495,11 +556,10 @@ def _preclean(soup: BeautifulSoup) -> None:
 class _Stats:
     """Per-tag text length, link text length and comma count, computed in one pass."""
 
-    def __init__(self, root: Tag, skip: set[int] | None = None) -> None:
+    def __init__(self, root: Tag, skip: Container[int] = ()) -> None:
         self.text: dict[int, int] = {}
         self.link: dict[int, float] = {}
         self.commas: dict[int, int] = {}
-        skip = skip or set()
         # iterative post-order traversal
         stack: list[tuple[Tag, bool]] = [(root, False)]
         while stack:
@@ -543,9 +603,9 @@ class _Stats:
 # --------------------------------------------------------------------------- density
 
 
-def _unlikely(soup: BeautifulSoup) -> set[int]:
-    """ids of subtrees that Readability would strip as unlikely candidates."""
-    skip: set[int] = set()
+def _unlikely(soup: BeautifulSoup) -> dict[int, Tag]:
+    """Subtrees (by id) that Readability would strip as unlikely candidates."""
+    skip: dict[int, Tag] = {}
     for tag in _iter_tags(soup):
         if tag.name in ("html", "body", "a", "article", "main", "table", "tr", "td", "th", "tbody"):
             continue
@@ -556,7 +616,7 @@ def _unlikely(soup: BeautifulSoup) -> set[int]:
             or role in _UNLIKELY_ROLES
             or tag.name in ("nav", "footer", "aside")
         ) and not _in_table_or_code(tag):
-            skip.add(id(tag))
+            skip[id(tag)] = tag
     return skip
 
 
@@ -567,7 +627,7 @@ def _has_block_descendant(tag: Tag, blocks: frozenset[str]) -> bool:
 class _Scorer:
     """Readability-style content scores for the ancestors of paragraphs."""
 
-    def __init__(self, body: Tag, skip: set[int], weight_classes: bool = True) -> None:
+    def __init__(self, body: Tag, skip: Container[int], weight_classes: bool = True) -> None:
         self.stats = _Stats(body, skip)
         self.skip = skip
         self.weight_classes = weight_classes
@@ -685,7 +745,7 @@ def _ancestors(tag: Tag) -> list[Tag]:
 
 def _density_pick(soup: BeautifulSoup, body: Tag, strip_unlikely: bool) -> tuple[Tag | None, list[Tag], _Scorer]:
     """Top candidate by density scoring and the siblings that belong with it."""
-    skip = _unlikely(soup) if strip_unlikely else set()
+    skip: dict[int, Tag] = _unlikely(soup) if strip_unlikely else {}
     scorer = _Scorer(body, skip)
     top_list = scorer.top(5)
     if not top_list or top_list[0] is body or top_list[0].name in ("html", "body"):
@@ -791,59 +851,121 @@ def _is_data_table(table: Tag) -> bool:
     return len(rows) >= 10 or cols > 4 or len(rows) * cols > 10
 
 
-def _remove_chrome(content: Tag, unlikely: bool) -> None:
-    """Drop site chrome and widgets inside ``content`` (never ``content`` itself)."""
-    total = max(1, len(_text(content)))
-    h1 = content.find("h1")
-    for tag in _iter_tags(content):
-        if tag.parent is None or tag.decomposed:
-            continue
-        name = tag.name
-        if name in _JUNK_TAGS:
-            tag.decompose()
-            continue
-        if _is_hidden(tag):
-            tag.decompose()
-            continue
-        reason = None
-        if name in _CHROME_TAGS:
-            reason = name
-        elif name == "header":
-            # A header that carries the article's h1 stays (its chrome is cleaned below).
-            if not (h1 is not None and h1 in tag.descendants):
-                reason = name
-        elif _attr_str(tag, "role").strip().lower() in _UNLIKELY_ROLES:
-            reason = "role"
-        else:
-            word = _widget_word(tag)
-            if word is not None:
-                reason = word
-            elif unlikely:
-                match = _match_string(tag)
-                if (
-                    match.strip()
-                    and _RE_UNLIKELY.search(match)
-                    and not _RE_MAYBE.search(match)
-                    and name not in ("a", "table", "tr", "td", "th", "tbody")
-                    and not _in_table_or_code(tag)
-                ):
-                    reason = "unlikely"
-        if reason is None:
-            continue
-        share = len(_text(tag)) / total
-        if share >= 0.5 and (reason not in _CHROME_TAGS or share >= 0.8):
-            continue  # this "widget" is the article itself: keep it
-        if h1 is not None and reason not in ("nav", "aside") and h1 in tag.descendants:
-            continue
+def _looks_like_prose(tag: Tag) -> bool:
+    """Reads like article text: two real paragraphs, or a heading and one paragraph."""
+    paragraphs = 0
+    for p in tag.find_all(["p", "li", "dd", "blockquote"]):
+        if len(_text(p)) >= 80 and _link_density(p) < 0.5:
+            paragraphs += 1
+            if paragraphs >= 2:
+                return True
+    return paragraphs == 1 and tag.find(list(_HEADINGS)) is not None
+
+
+def _chrome_kind(tag: Tag, stats: _Stats, unlikely: bool, meta: bool) -> str | None:
+    """Why ``tag`` is chrome rather than article content (a kind of chrome), or None."""
+    name = tag.name
+    if name in _JUNK_TAGS:
+        return "junk"
+    if _is_hidden(tag):
+        return "hidden"
+    if name in _HEADINGS:
+        return None
+    if name in _CHROME_TAGS:
+        return "tag"
+    if name == "header":
+        # A header that carries a heading stays (the article's h1 with its deck, or a
+        # section's title); other headers are site or card chrome.
+        return None if tag.find(list(_HEADINGS)) is not None else "tag"
+    if _attr_str(tag, "role").strip().lower() in _UNLIKELY_ROLES:
+        return "role"
+    widget = _widget_word(tag)
+    if widget is not None:
+        strength = widget[0]
+        if strength == "strong":
+            return strength
+        if strength == "meta" and meta and stats.length(tag) < 300:
+            return strength
+        if strength == "topical" and (stats.density(tag) > 0.25 or not _looks_like_prose(tag)):
+            return strength
+    if unlikely:
+        match = _match_string(tag)
+        if (
+            match.strip()
+            and _RE_UNLIKELY.search(match)
+            and not _RE_MAYBE.search(match)
+            and name not in ("a", "table", "tr", "td", "th", "tbody")
+            and not _in_table_or_code(tag)
+        ):
+            return "unlikely"
+    return None
+
+
+def _chrome_victims(
+    content: Tag, stats: _Stats, unlikely: bool, meta: bool = True
+) -> list[Tag]:
+    """The outermost elements inside ``content`` that are chrome (``content`` itself never).
+
+    Guards: an element that holds the page's ``<h1>`` or 80% of the content's text is kept
+    (it is the article, whatever its class says); so is one with half of the text unless it
+    is a chrome tag or a strong widget. Inside headings only junk and hidden elements go, so
+    ``<h2><a id="x"></a>...</h2>`` anchors survive."""
+    total = max(1, stats.length(content))
+    victims: list[Tag] = []
+    stack: list[tuple[Tag, bool]] = [
+        (c, False) for c in reversed(content.contents) if isinstance(c, Tag)
+    ]
+    while stack:
+        tag, in_heading = stack.pop()
+        kind = _chrome_kind(tag, stats, unlikely and not in_heading, meta and not in_heading)
+        if kind is not None and in_heading and kind not in ("junk", "hidden"):
+            kind = None
+        if kind is not None:
+            keep = False
+            if kind not in ("junk", "hidden"):
+                share = stats.length(tag) / total
+                keep = (
+                    share >= 0.8
+                    or (share >= 0.5 and kind not in ("tag", "strong"))
+                    or tag.find("h1") is not None
+                )
+            if not keep:
+                victims.append(tag)
+                continue
+        child_in_heading = in_heading or tag.name in _HEADINGS
+        stack.extend(
+            (c, child_in_heading) for c in reversed(tag.contents) if isinstance(c, Tag)
+        )
+    return victims
+
+
+def _remove_chrome(content: Tag, unlikely: bool, meta: bool) -> None:
+    """Drop site chrome and widgets inside ``content``."""
+    for tag in _chrome_victims(content, _Stats(content), unlikely, meta):
         tag.decompose()
 
 
-def _clean_conditionally(content: Tag) -> None:
-    """Readability's shadiness checks on lists, tables and divs of the final content."""
+def _clean_conditionally(content: Tag, warnings: list[str]) -> None:
+    """Readability's shadiness checks on forms, tables, lists and divs of the content.
+
+    Undone when they would remove most of the text: a page of teasers or link lists is
+    still better indexed than lost."""
+    before = len(_text(content))
+    removed = _clean_shady(content)
+    if before >= 200 and len(_text(content)) < 0.15 * before:
+        warnings.append("shadiness checks would remove most of the content; kept it uncleaned")
+        for node, parent, index in reversed(removed):
+            parent.insert(index, node)
+
+
+def _clean_shady(content: Tag) -> list[tuple[Tag, Tag, int]]:
+    """Detach shady elements; returns (element, parent, index) in removal order."""
+    removed: list[tuple[Tag, Tag, int]] = []
+    gone: set[int] = set()
     data_tables = {id(t) for t in content.find_all("table") if _is_data_table(t)}
     for name in ("form", "fieldset", "table", "ul", "div"):
         for node in reversed(content.find_all(name)):
-            if node.decomposed or node.parent is None:
+            if any(id(p) in gone for p in node.parents) or id(node) in gone:
                 continue
             if name == "table" and id(node) in data_tables:
                 continue
@@ -857,7 +979,13 @@ def _clean_conditionally(content: Tag) -> None:
             if node.find("h1") is not None:
                 continue
             if _shady(node, name):
-                node.decompose()
+                parent = node.parent
+                if parent is None:
+                    continue
+                removed.append((node, parent, parent.index(node)))
+                gone.add(id(node))
+                node.extract()
+    return removed
 
 
 def _shady(node: Tag, name: str) -> bool:
@@ -900,61 +1028,77 @@ def _shady(node: Tag, name: str) -> bool:
 
 def _tidy(content: Tag) -> None:
     """Remove empty wrappers left behind by cleaning."""
+    stats = _Stats(content)
     for tag in reversed(_iter_tags(content)):
-        if tag.decomposed or tag.parent is None:
+        if tag.decomposed or stats.length(tag):
             continue
         if tag.name in ("div", "section", "span", "p", "header", "figure", "li", "ul", "ol"):
             if tag.attrs.get("id") or tag.find(["img", "picture", "video", "audio", "a"]) is not None:
                 continue
-            if not tag.get_text(strip=True):
-                tag.decompose()
+            tag.decompose()
 
 
 # --------------------------------------------------------------------------- selection
 
 
-def _semantic_candidates(soup: BeautifulSoup, stats: _Stats) -> list[tuple[str, Tag]]:
-    found: list[tuple[str, Tag]] = []
-    articles = soup.find_all("article")
-    if articles:
-        best = max(articles, key=stats.length)
-        found.append(("article", best))
-    for main in soup.find_all("main"):
-        found.append(("main", main))
-    for tag in soup.find_all(attrs={"role": True}):
-        if _attr_str(tag, "role").strip().lower() == "main":
-            found.append(("role-main", tag))
-    for selector in _CMS_SELECTORS:
-        try:
-            tags = soup.select(selector)
-        except Exception:  # pragma: no cover - selectors above are static and valid
+def _semantic_candidates(body: Tag, stats: _Stats) -> Iterator[tuple[str, Tag]]:
+    """Semantic containers in order of preference: (method, element)."""
+    articles: list[Tag] = []
+    mains: list[tuple[str, Tag]] = []
+    index: dict[tuple[str, str], list[Tag]] = {}
+    for tag in body.find_all(True):
+        if tag.name == "article":
+            articles.append(tag)
+        elif tag.name == "main":
+            mains.append(("main", tag))
+        if not tag.attrs:
             continue
+        if _attr_str(tag, "role").strip().lower() == "main" and tag.name != "main":
+            mains.append(("role-main", tag))
+        for attr in ("class", "itemprop"):
+            for token in _attr_str(tag, attr).lower().split():
+                index.setdefault((attr, token), []).append(tag)
+        ident = _attr_str(tag, "id").strip().lower()
+        if ident:
+            index.setdefault(("id", ident), []).append(tag)
+    if articles:
+        # Several <article>s: the one with most text (density decides whether a card
+        # list's container is the content instead).
+        yield "article", max(articles, key=stats.length)
+    mains.sort(key=lambda m: m[0] != "main")
+    yield from mains
+    for key in _CMS_CONTAINERS:
+        tags = index.get(key)
         if tags:
-            found.append(("cms-class", max(tags, key=stats.length)))
-    return found
+            yield "cms-class", max(tags, key=stats.length)
 
 
-def _plausible(cand: Tag, stats: _Stats, ref: Tag | None, ref_len: int, page_len: int) -> bool:
+def _plausible(
+    cand: Tag, stats: _Stats, top: Tag | None, ref_len: int, page_len: int
+) -> bool:
+    """Does the semantic container ``cand`` hold the article that density scoring found?"""
     length = stats.length(cand)
     if length < 200 and length < 0.5 * page_len:
         return False
     if stats.density(cand) > 0.5:
         return False
-    if ref is None:
-        return length >= 0.3 * page_len
-    inside = ref is cand or cand in ref.parents
-    if inside:
-        return True
-    # The candidate sits inside the density pick: it must hold most of that text.
-    if ref in cand.parents:
-        return length >= 0.7 * ref_len
+    clean = length - sum(stats.length(v) for v in _chrome_victims(cand, stats, False))
+    if top is None:
+        return clean >= 0.3 * page_len
+    if ref_len >= 500 and clean > 1.5 * ref_len + 500:
+        return False  # a page-wide wrapper: much more text than the article density found
+    if top is cand or cand in top.parents:
+        return True  # it wraps the density pick
+    if top in cand.parents:
+        return clean >= 0.7 * ref_len  # inside the density pick: it must hold most of it
     return False
 
 
 def _select(
     soup: BeautifulSoup, selector: str | None, warnings: list[str]
-) -> tuple[list[Tag], str, bool]:
-    """(nodes, method, wrap): the element(s) that hold the content."""
+) -> tuple[list[Tag], str, list[Tag]]:
+    """(nodes, method, unlikely): the element(s) that hold the content, and for density the
+    unlikely subtrees that scoring ignored (to be dropped from the content too)."""
     body = soup.find("body")
     if not isinstance(body, Tag):
         body = soup.find("html") if isinstance(soup.find("html"), Tag) else None
@@ -965,27 +1109,27 @@ def _select(
             warnings.append(f"content selector {selector!r} is invalid ({exc}); fell back to detection")
         else:
             if node is not None:
-                return [node], "selector", False
+                return [node], "selector", []
             warnings.append(f"content selector {selector!r} matched nothing; fell back to detection")
     if body is None:
         warnings.append("the page has no body")
-        return [], "body", False
+        return [], "body", []
     stats = _Stats(body)
     page_len = stats.length(body)
-    top, chosen, _ = _density_pick(soup, body, strip_unlikely=True)
-    ref_len = sum(stats.length(t) for t in chosen)
+    top, chosen, scorer = _density_pick(soup, body, strip_unlikely=True)
+    ref_len = sum(scorer.stats.length(t) for t in chosen)
     if top is not None and ref_len < 500:
-        top2, chosen2, _ = _density_pick(soup, body, strip_unlikely=False)
-        len2 = sum(stats.length(t) for t in chosen2)
+        top2, chosen2, scorer2 = _density_pick(soup, body, strip_unlikely=False)
+        len2 = sum(scorer2.stats.length(t) for t in chosen2)
         if top2 is not None and len2 > ref_len:
-            top, chosen, ref_len = top2, chosen2, len2
-    for method, cand in _semantic_candidates(soup, stats):
+            top, chosen, ref_len, scorer = top2, chosen2, len2, scorer2
+    for method, cand in _semantic_candidates(body, stats):
         if _plausible(cand, stats, top, ref_len, page_len):
-            return [cand], method, False
+            return [cand], method, []
     if top is not None:
-        return chosen, "density", len(chosen) > 1
+        return chosen, "density", list(scorer.skip.values())  # type: ignore[attr-defined]
     warnings.append("no main content found; used the whole body")
-    return [body], "body", False
+    return [body], "body", []
 
 
 # --------------------------------------------------------------------------- public API
@@ -1003,20 +1147,22 @@ def extract(html: str | bytes, selector: str | None = None) -> Extraction:
         meta = _metadata(soup)
     except Exception as exc:
         warnings.append(f"could not read metadata: {exc!r}")
-        meta = {
-            "meta_title": "", "title_tag": "", "description": "", "canonical": None,
-            "published": None, "modified": None, "lang": None,
-        }
+        meta = dict.fromkeys(("meta_title", "site_name", "title_tag", "description"), "")
+        meta.update(dict.fromkeys(("canonical", "published", "modified", "lang")))
     method = "body"
     try:
         _preclean(soup)
-        nodes, method, wrap = _select(soup, selector, warnings)
+        nodes, method, unlikely = _select(soup, selector, warnings)
         if not meta["published"]:
             meta["published"] = _first_time(nodes[0]) if nodes else None
-        content = _own_tree(nodes, wrap) if nodes else _empty_content()
-        _remove_chrome(content, unlikely=method in ("density", "body"))
+        content = _own_tree(nodes, wrap=len(nodes) > 1) if nodes else _empty_content()
+        for tag in unlikely:
+            if not tag.decomposed and content in tag.parents and tag.find("h1") is None:
+                tag.decompose()
+        _remove_chrome(content, unlikely=method in ("density", "body"), meta=False)
         if method != "selector":
-            _clean_conditionally(content)
+            _clean_conditionally(content, warnings)
+        _remove_chrome(content, unlikely=False, meta=True)  # bylines, dates, tag lists
         _tidy(content)
     except Exception as exc:
         warnings.append(f"content extraction failed: {exc!r}")

@@ -20,11 +20,13 @@ import contextlib
 import errno
 import fcntl
 import json
+import multiprocessing
 import os
 import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +44,7 @@ from indexer.corpus import (
     resolve_links,
     sha256,
 )
-from indexer.schema import SCHEMA, SCHEMA_VERSION
+from indexer.schema import SCHEMA, SCHEMA_VERSION, words
 from indexer.settings import Config
 
 CURRENT = "CURRENT"
@@ -80,6 +82,7 @@ class BuildReport:
     rewritten: list[str] = field(default_factory=list)  # articles whose documents were rewritten
     issues: list[Issue] = field(default_factory=list)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
     @property
     def warnings(self) -> list[Issue]:
@@ -207,6 +210,7 @@ CREATE TABLE IF NOT EXISTS articles (
     outline TEXT NOT NULL,
     links TEXT NOT NULL,
     issues TEXT NOT NULL,
+    words TEXT NOT NULL,
     doc_hash TEXT NOT NULL
 );
 """
@@ -264,7 +268,6 @@ def section_documents(article: Article, targets: dict[str, tuple[str, str]]) -> 
                 "title": article.title,
                 "breadcrumbs": " \u203a ".join(s.breadcrumbs[1:]),
                 "answer": s.answer,
-                "spell": f"{s.question}\n{s.answer}",
                 "position": s.position,
                 "meta": {
                     "anchor": s.anchor,
@@ -300,6 +303,10 @@ def _catalog_row(article: Article, docs: list[dict], targets: dict[str, tuple[st
         "outline": json.dumps(article.outline, ensure_ascii=False),
         "links": json.dumps(links, ensure_ascii=False),
         "issues": json.dumps([asdict(i) for i in article.issues], ensure_ascii=False),
+        # The article's distinct unstemmed words: the vocabulary of "did you mean". Kept here
+        # rather than in a Whoosh field, whose postings would double the build time.
+        "words": json.dumps(sorted({w for s in article.sections for w in words(f"{s.question} {s.answer}")}),
+                            ensure_ascii=False),
         "doc_hash": fingerprint(docs),
     }
 
@@ -328,8 +335,8 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
         prune(index_dir, config.keep_generations)  # leftovers of killed builds
         current = current_generation(index_dir)
         previous = read_catalog(current[1] / CATALOG) if current and mode == "update" else {}
-        if mode == "update" and (current is None or _schema_version(current[1]) != SCHEMA_VERSION):
-            report.mode = mode = "full"  # nothing to update from, or built with another schema
+        if mode == "update" and (current is None or _built_with(current[1]) != _build_settings(config)):
+            report.mode = mode = "full"  # nothing to update from, or built another way
             previous = {}
         tmp = index_dir / GENERATIONS / f".tmp-{os.getpid()}-{int(time.time() * 1000)}"
         try:
@@ -339,12 +346,14 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
             ):
                 report.generation = current[0]  # nothing changed: keep serving it as it is
                 return report
+            t0 = time.perf_counter()
             _check(tmp, report)
+            report.timings["check"] = time.perf_counter() - t0
             _check_loss(current, report, config.max_section_loss, force)
             name = _next_generation_name(index_dir)
             report.generation = name
-            info = {**report.as_dict(), "id": name, "created": _now(), "schema_version": SCHEMA_VERSION,
-                    "corpus": str(corpus_dir)}
+            info = {**report.as_dict(), "id": name, "created": _now(), "corpus": str(corpus_dir),
+                    **_build_settings(config)}
             info.pop("issues")
             info["seconds"] = round(time.perf_counter() - started, 3)
             (tmp / GENERATION_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
@@ -385,7 +394,10 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
     if mode == "full":
         report.added = sorted(datas)
 
+    t0 = time.perf_counter()
     parsed = _parse_all(to_parse, datas, config, report, progress)
+    report.timings["parse"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     # Unchanged articles come from the catalog: what they link to is all that is needed
     # to decide whether their documents must be rewritten. A changed file that no longer
     # parses is not unchanged: its old documents go, as a full build would not have them.
@@ -399,7 +411,7 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
     dropped = {src for src in to_parse if src in previous and src not in parsed}
     report.removed = sorted(set(report.removed) | dropped)  # indexed before, not any more
     link_map = LinkMap(
-        [e for e in entries if e[3] in parsed or e[3] in unchanged], getattr(config, "site_url", "")
+        [e for e in entries if e[3] in parsed or e[3] in unchanged], config.site_url
     )
     targets = {a.slug: (a.title, a.url) for a in parsed.values()}
     targets.update({r["slug"]: (r["title"], r["url"]) for r in unchanged.values()})
@@ -435,6 +447,8 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
         tmp.mkdir(parents=True)
         ix = whoosh_index.create_in(str(tmp), SCHEMA)
     conn = open_catalog(tmp / CATALOG)
+    report.timings["links"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     writer = ix.writer(limitmb=256, compound=False)
     try:
         stale_slugs = {previous[s]["slug"] for s in report.removed}
@@ -454,18 +468,19 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
             for doc in docs:
                 writer.add_document(**doc)
             report.rewritten.append(src)
-        # Whoosh keeps deleted documents in its term statistics until their segment is
-        # merged, so an update that deleted anything would rank differently from a full
-        # build of the same corpus: merge, so that the statistics are those of live documents.
-        writer.commit(optimize=bool(stale_slugs))
+        # No optimize: rewriting every segment would make a one-article update as slow as a
+        # full build. Deleted documents linger in Whoosh's term statistics until a merge;
+        # the ranking (service.scoring) computes its statistics from live documents only.
+        writer.commit()
     except BaseException:
         writer.cancel()
         raise
     synonyms = corpus_dir / SYNONYMS
+    # The copied generation's file is a hard link to the served one: unlink it before
+    # writing, or copying would change the served generation in place.
+    (tmp / SYNONYMS).unlink(missing_ok=True)
     if synonyms.is_file():
         shutil.copy2(synonyms, tmp / SYNONYMS)
-    elif (tmp / SYNONYMS).exists():
-        (tmp / SYNONYMS).unlink()
     conn.execute("DELETE FROM meta")
     conn.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", str(SCHEMA_VERSION))])
     conn.commit()
@@ -476,13 +491,29 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
     report.rewritten.sort()
 
 
+PARALLEL_PARSE_MIN = 200  # below this many pages, worker processes cost more than they save
+
+
+def _parse_one(args: tuple[bytes, str, str | None, int | None]):
+    data, source, selector, max_bytes = args
+    return parse_page(data, source, selector=selector, max_bytes=max_bytes)
+
+
 def _parse_all(sources: list[str], datas: dict[str, bytes], config: Config, report: BuildReport,
                progress: Callable | None) -> dict[str, Article]:
+    """Parse pages, in one process per core when there are many (parsing is pure)."""
     parsed: dict[str, Article] = {}
-    iterator = progress(sources) if progress else sources
-    for src in iterator:
-        article, issues = parse_page(datas[src], src, selector=config.content_selector,
-                                     max_bytes=config.max_file_bytes)
+    jobs = [(datas[src], src, config.content_selector, config.max_file_bytes) for src in sources]
+    workers = min(os.cpu_count() or 1, 8)
+    if len(jobs) >= PARALLEL_PARSE_MIN and workers > 1:
+        ctx = multiprocessing.get_context("fork")  # workers inherit the imported modules
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            results = pool.map(_parse_one, jobs, chunksize=32)
+            results = progress(results, total=len(jobs)) if progress else results
+            outcomes = list(results)
+    else:
+        outcomes = [_parse_one(job) for job in (progress(jobs) if progress else jobs)]
+    for src, (article, issues) in zip(sources, outcomes, strict=True):
         if article is None:
             report.issues += issues
             continue
@@ -522,11 +553,20 @@ def _copy_generation(src: Path, dst: Path) -> None:
             shutil.copy2(path, dst / path.name)
 
 
-def _schema_version(path: Path) -> int | None:
+# Settings that, besides the files, decide a generation's documents: a change forces a full build.
+_BUILD_SETTINGS = ("content_selector", "site_url")
+
+
+def _build_settings(config: Config) -> dict:
+    return {"schema_version": SCHEMA_VERSION, **{k: getattr(config, k) for k in _BUILD_SETTINGS}}
+
+
+def _built_with(path: Path) -> dict | None:
     try:
-        return int(load_generation_info(path).get("schema_version"))
-    except (OSError, ValueError, TypeError):
+        info = load_generation_info(path)
+    except (OSError, ValueError):
         return None
+    return {key: info.get(key) for key in ("schema_version", *_BUILD_SETTINGS)}
 
 
 def _same_file(dir_a, dir_b, name: str) -> bool:

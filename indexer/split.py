@@ -27,6 +27,7 @@ _LINE = {"br", "tr", "dt", "dd", "caption", "thead", "tbody", "tfoot"}
 _CELL = {"td", "th"}
 _SKIP = {"script", "style", "template", "noscript", "head", "title", "meta", "link"}
 _SKIP_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
+_WHITESPACE = re.compile(r"\s+")
 
 _BREAK = "\x00P"  # paragraph break marker
 _NEWLINE = "\x00L"
@@ -138,7 +139,6 @@ class _Builder:
         self.pieces: list[str] = []
         self.links: list[Link] = []
         self.generated = False
-        self.first_h1_seen = False
 
     def flush(self) -> None:
         answer = render_text(self.pieces)
@@ -171,12 +171,26 @@ def _heading_text(tag: Tag) -> str:
     return _collapse(tag.get_text(" "))
 
 
+def _title_heading(content: Tag) -> Tag | None:
+    """The article's h1: the first one the walk reaches (not inside another heading or a
+    skipped element, whose text the walk never visits on its own)."""
+    for h1 in content.find_all("h1"):
+        parent = h1.parent
+        while parent is not None and parent is not content:
+            if parent.name in HEADINGS or parent.name in _SKIP:
+                break
+            parent = parent.parent
+        else:
+            return h1
+    return None
+
+
 def split(content: Tag | None, title: str = "") -> SplitResult:
     """Sections of ``content`` (the article's main element); ``title`` names the intro."""
     warnings: list[str] = []
     if content is None:
         content = BeautifulSoup("", "lxml")
-    h1 = content.find("h1")
+    h1 = _title_heading(content)
     h1_text = _heading_text(h1) if isinstance(h1, Tag) else ""
     title = _collapse(title) or h1_text or "Untitled"
     builder = _Builder(title)
@@ -195,8 +209,9 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
     seen_anchors: set[str] = {builder.anchor}
 
     def unique(base: str) -> str:
+        # Never an id that a heading of the page really has: deep links to it must land there.
         candidate, n = base, 2
-        while candidate in seen_anchors or (candidate != base and candidate in used):
+        while candidate in seen_anchors or candidate in used:
             candidate, n = f"{base}-{n}", n + 1
         return candidate
 
@@ -204,12 +219,14 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
     # deeply nested markup cannot exhaust Python's recursion limit.
     stack: list[tuple[object, bool]] = [(child, False) for child in reversed(list(content.children))]
     link_stack: list[tuple[str, int]] = []  # (href, index of first piece) of open <a> tags
+    pre_depth = 0  # inside <pre>, line breaks in the source are real
     while stack:
         node, leaving = stack.pop()
         if isinstance(node, NavigableString):
             if isinstance(node, _SKIP_STRINGS):
                 continue
-            builder.pieces.append(str(node))
+            text = str(node)  # a line break in the source renders as a space, except in <pre>
+            builder.pieces.append(text if pre_depth else _WHITESPACE.sub(" ", text))
             continue
         if not isinstance(node, Tag):
             continue
@@ -221,6 +238,8 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
                 link = Link(href, text)
                 builder.links.append(link)
                 builder.all_links.append(link)
+            if name == "pre":
+                pre_depth -= 1
             if name in _PARAGRAPH:
                 builder.pieces.append(_BREAK)
             elif name in _LINE:
@@ -233,8 +252,7 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
         if name in HEADINGS:
             level = HEADINGS[name]
             text = _heading_text(node)
-            if level == 1 and not builder.first_h1_seen:
-                builder.first_h1_seen = True
+            if node is h1:
                 continue  # the article title, not a section
             level = max(level, 2)
             anchor = heading_anchor(node)
@@ -259,6 +277,8 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
         elif name == "br":
             builder.pieces.append(_NEWLINE)
             continue
+        if name == "pre":
+            pre_depth += 1
         if name == "a" and node.get("href"):
             link_stack.append((str(node["href"]), len(builder.pieces)))
         stack.append((node, True))

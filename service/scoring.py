@@ -53,13 +53,16 @@ class Scorer:
             for d in range(self.n_all):
                 if reader.is_deleted(d):
                     self.live[d] = False
+        # Statistics of live documents only: Whoosh's own (doc_frequency, field_length) still
+        # count deleted documents until a merge, and an incremental update must rank exactly
+        # like a full build of the same corpus.
         self.lengths: dict[str, np.ndarray] = {}
         self.avglen: dict[str, float] = {}
         for name, _ in self.fields:
             self.lengths[name] = np.fromiter(
-                (reader.doc_field_length(d, name, 0) for d in range(self.n_all)), dtype=np.float64, count=self.n_all
+                (reader.doc_field_length(d, name, 0) or 0 for d in range(self.n_all)), dtype=np.float64, count=self.n_all
             )
-            self.avglen[name] = (reader.field_length(name) / self.n) or 1.0
+            self.avglen[name] = float(self.lengths[name][self.live].sum() / self.n) or 1.0
         self._cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cached = 0
         self._cap = cache_postings
@@ -79,9 +82,9 @@ class Scorer:
             ids.append(matcher.id())
             tfs.append(matcher.weight())
             matcher.next()
-        ids_a = np.asarray(ids, dtype=np.int64)
+        ids_a = np.asarray(ids, dtype=np.int64)  # live documents only (deletions filtered)
         tf = np.asarray(tfs, dtype=np.float64)
-        idf = whoosh_idf(self.n, reader.doc_frequency(field, term))
+        idf = whoosh_idf(self.n, len(ids_a))
         norm = self.k1 * (1 - self.b + self.b * self.lengths[field][ids_a] / self.avglen[field])
         return ids_a, idf * tf * (self.k1 + 1) / (tf + norm)
 
@@ -101,8 +104,8 @@ class Scorer:
             return hit
 
     def doc_frequency(self, term: str) -> int:
-        with self._lock:
-            return max((self.reader.doc_frequency(f, term) for f, _ in self.fields), default=0)
+        """Live documents containing ``term`` in the searched field where it is most common."""
+        return max((len(self.postings(f, term)[0]) for f, _ in self.fields), default=0)
 
     def clause_weight(self, clause: Clause) -> float:
         """Information in a clause: the idf of its most specific alternative's rarest word."""
@@ -168,8 +171,8 @@ class Scorer:
                     for field, fw in self.fields:
                         if (field, term) not in reader:
                             continue
-                        df = reader.doc_frequency(field, term)
-                        idf = whoosh_idf(self.n, df)
+                        live = reader.postings(field, term)
+                        idf = whoosh_idf(self.n, sum(1 for _ in live.all_ids()))
                         m = reader.postings(field, term)
                         while m.is_active():
                             d, tf = m.id(), m.weight()

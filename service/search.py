@@ -28,6 +28,7 @@ import numpy as np
 from whoosh import highlight
 from whoosh import index as whoosh_index
 from whoosh.query import Or, Term
+from whoosh.spelling import ListCorrector
 
 from indexer.publish import CATALOG, CURRENT, GENERATION_INFO, GENERATIONS, current_generation
 from indexer.schema import (
@@ -324,7 +325,11 @@ class Generation:
         self.scorer = Scorer(self.reader, ranking.fields, ranking.k1, ranking.b, ranking.coverage_power,
                              ranking.synonym_weight)
         self.similar_cache: dict[tuple[str, int], list[tuple[str, float]]] = {}
-        self.speller = Speller(self.reader)
+        vocabulary: dict[str, int] = defaultdict(int)
+        for art in self.articles.values():
+            for w in art.pop("words"):
+                vocabulary[w] += 1
+        self.speller = Speller(vocabulary)
 
     def searcher(self):
         """This thread's searcher over this generation (created on first use)."""
@@ -354,6 +359,7 @@ def _read_articles(path: Path) -> dict[str, dict]:
         d["outline"] = json.loads(d["outline"])
         d["links"] = json.loads(d["links"])
         d["issues"] = json.loads(d["issues"])
+        d["words"] = json.loads(d["words"])
         d["related"] = list(dict.fromkeys(
             lk["slug"] for lk in d["links"] if lk["kind"] == "internal" and lk["slug"] != d["slug"]
         ))
@@ -434,7 +440,7 @@ class Engine:
         for w in surface:
             t = analyze(w)[0]
             if correct and not gen.scorer.doc_frequency(t):
-                fixed = gen.speller.correct(w, gen.searcher())
+                fixed = gen.speller.correct(w)
                 fixed_terms = analyze(fixed) if fixed else []
                 if fixed_terms:
                     corrections[w] = fixed
@@ -712,26 +718,22 @@ class Speller:
     load answers most typos in well under a millisecond: a word and a typo one or two edits
     apart (a substitution, insertion, deletion, transposition, or two of them that a single
     deletion on each side reconciles) share a deletion variant. Only what that misses — two
-    independent substitutions in a long word — falls back to Whoosh's own corrector, and
+    independent substitutions in a long word — falls back to Whoosh's ListCorrector, and
     answers are cached since a typo tends to be typed again on the next keystroke.
     Short words are left alone (too many neighbours); two edits need seven letters or more.
     """
 
-    def __init__(self, reader, field_name: str = "spell"):
-        self.freq: dict[str, int] = {}
+    def __init__(self, vocabulary: dict[str, int]):
+        self.freq = {w: n for w, n in vocabulary.items() if len(w) >= 4 and w.isalpha()}
         self.deletes: dict[str, list[str]] = defaultdict(list)
-        self.field_name = field_name
-        for term in reader.lexicon(field_name):
-            word = term.decode("utf-8") if isinstance(term, bytes) else term
-            if len(word) < 4 or not word.isalpha():
-                continue
-            self.freq[word] = reader.doc_frequency(field_name, word)
+        for word in self.freq:
             for variant in _deletions(word):
                 self.deletes[variant].append(word)
+        self._sorted: list[str] | None = None
         self._cache: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
-    def correct(self, word: str, searcher=None) -> str | None:
+    def correct(self, word: str) -> str | None:
         if len(word) < 5 or not word.isalpha() or word in self.freq:
             return None
         with self._lock:
@@ -753,9 +755,11 @@ class Speller:
                 if best is None or key < best:
                     best = key
         found = best[2] if best else None
-        if found is None and maxdist == 2 and searcher is not None:
-            hits = searcher.corrector(self.field_name).suggest(word, limit=1, maxdist=2, prefix=2)
-            found = hits[0] if hits else None
+        if found is None and maxdist == 2:
+            if self._sorted is None:
+                self._sorted = sorted(self.freq)
+            hits = ListCorrector(self._sorted).suggest(word, limit=5, maxdist=2, prefix=2)
+            found = max(hits, key=lambda w: (self.freq[w], w)) if hits else None
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

@@ -1,0 +1,355 @@
+"""indexer.corpus: files → decoded text → articles with sections and resolved links."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from indexer.corpus import (
+    LinkMap,
+    decode,
+    fingerprint,
+    iter_files,
+    link_key,
+    parse_page,
+    resolve_links,
+    slug_for,
+)
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+FIXTURES = Path(__file__).parent / "fixtures" / "corpus"
+SITE = "https://mypsychotherapy.example"
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def parse_fixture(name: str, **kwargs):
+    return parse_page(fixture_bytes(name), name, **kwargs)
+
+
+def codes(issues) -> list[str]:
+    return [i.code for i in issues]
+
+
+@pytest.fixture(scope="module")
+def real_articles():
+    articles = {}
+    for path in sorted(CORPUS.glob("*.html")):
+        article, issues = parse_page(path.read_bytes(), path.name)
+        assert article is not None, issues
+        assert not [i for i in issues if i.level == "error"]
+        article.issues = issues
+        articles[article.slug] = article
+    link_map = LinkMap([(a.slug, a.url, a.canonical, a.source) for a in articles.values()])
+    for article in articles.values():
+        resolve_links(article, link_map)
+    return articles
+
+
+@pytest.fixture(scope="module")
+def real_link_map(real_articles):
+    return LinkMap([(a.slug, a.url, a.canonical, a.source) for a in real_articles.values()])
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def test_decode_honours_a_declared_windows_1252_charset():
+    text, issues = decode(fixture_bytes("windows-1252.html"), "windows-1252.html")
+    assert issues == []
+    assert "Therapist’s Notes on Café Conversations" in text
+    assert "“quoted” words" in text and "naïve hopes – and" in text
+
+
+@pytest.mark.parametrize("label", ["iso-8859-1", "ISO-8859-1", "latin1", "us-ascii"])
+def test_decode_reads_latin1_and_ascii_labels_as_windows_1252_like_browsers(label):
+    data = f'<meta charset="{label}"><p>'.encode() + "Therapist’s “notes” – café</p>".encode("cp1252")
+    text, issues = decode(data, "legacy.html")
+    assert text.endswith("<p>Therapist’s “notes” – café</p>")  # not C1 control characters
+    assert issues == []
+
+
+def test_decode_of_a_misdeclared_encoding_warns_and_detects_instead():
+    text, issues = decode(fixture_bytes("misdeclared-latin1.html"), "misdeclared-latin1.html")
+    assert text is not None and "Fréquently Asked Questions" in text and "déjà vu" in text
+    assert [(i.level, i.code) for i in issues] == [("warning", "encoding")]
+    assert "'utf-8' does not decode" in issues[0].message
+
+
+def test_parse_page_of_a_misdeclared_encoding_still_gives_an_article():
+    article, issues = parse_fixture("misdeclared-latin1.html")
+    assert article is not None and article.title == "Fréquently Asked Questions"
+    assert "encoding" in codes(issues)
+    assert all(i.level == "warning" for i in issues)
+
+
+def test_decode_without_a_declared_charset_detects_windows_1252_and_says_so():
+    data = "<p>Caf\u00e9 \u2019quotes\u2019</p>".encode("cp1252")
+    text, issues = decode(data, "x.html")
+    assert text == "<p>Café ’quotes’</p>"
+    assert codes(issues) == ["encoding"] and "no charset declared" in issues[0].message
+
+
+def test_decode_of_undeclared_utf8_is_silent():
+    text, issues = decode("<p>Café</p>".encode(), "x.html")
+    assert (text, issues) == ("<p>Café</p>", [])
+
+
+@pytest.mark.parametrize("bom, encoding", [(b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le")])
+def test_decode_trusts_a_byte_order_mark(bom, encoding):
+    text, issues = decode(bom + "<p>Zoë</p>".encode(encoding), "x.html")
+    assert text == "<p>Zoë</p>" and issues == []
+
+
+def test_decode_of_an_unknown_declared_charset_warns_and_detects():
+    text, issues = decode(b'<meta charset="x-klingon"><p>plain</p>', "x.html")
+    assert text is not None and "plain" in text
+    assert codes(issues) == ["encoding"]
+
+
+@pytest.mark.parametrize("data", [b"", b"   \n\t  \n"])
+def test_empty_file_is_an_error_not_a_crash(data):
+    text, issues = decode(data, "empty.html")
+    assert text is None
+    assert [(i.level, i.code) for i in issues] == [("error", "empty")]
+
+
+def test_binary_file_is_an_error_not_a_crash():
+    data = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+    text, issues = decode(data, "logo.html")
+    assert text is None
+    assert [(i.level, i.code) for i in issues] == [("error", "binary")]
+    article, issues = parse_page(data, "logo.html")
+    assert article is None and codes(issues) == ["binary"]
+
+
+# --------------------------------------------------------------------------- parse_page
+
+
+def test_file_over_the_size_cap_is_skipped_with_an_error():
+    data = fixture_bytes("no-headings.html")
+    article, issues = parse_page(data, "big.html", max_bytes=len(data) - 1)
+    assert article is None
+    assert [(i.level, i.code) for i in issues] == [("error", "too-large")]
+    assert f"{len(data):,} bytes" in issues[0].message
+    article, _ = parse_page(data, "big.html", max_bytes=len(data))  # at the cap is fine
+    assert article is not None
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "page.php", "README", "page.html.bak"])
+def test_file_without_an_html_extension_is_rejected(name):
+    article, issues = parse_page(fixture_bytes("no-headings.html"), name)
+    assert article is None
+    assert [(i.level, i.code) for i in issues] == [("error", "not-html")]
+
+
+@pytest.mark.parametrize("name", ["page.htm", "PAGE.HTML"])
+def test_htm_and_upper_case_extensions_are_html(name):
+    article, _ = parse_page(fixture_bytes("no-headings.html"), name)
+    assert article is not None
+
+
+def test_text_without_markup_is_not_html():
+    article, issues = parse_page(b"just some words, no tags at all", "plain.html")
+    assert article is None and codes(issues) == ["not-html"]
+
+
+def test_page_without_main_text_is_an_error():
+    article, issues = parse_page(b"<html><head><title>Blank</title></head><body></body></html>", "blank.html")
+    assert article is None
+    assert ("error", "empty") in [(i.level, i.code) for i in issues]
+
+
+def test_page_without_headings_is_one_section_with_a_warning():
+    article, issues = parse_fixture("no-headings.html")
+    assert [s.question for s in article.sections] == ["A Note on Cancellations"]
+    assert "forty-eight hours" in article.sections[0].answer and "call the office" in article.sections[0].answer
+    assert ("warning", "split") in [(i.level, i.code) for i in issues]
+    assert any("no headings" in i.message for i in issues)
+
+
+def test_page_without_any_title_is_named_after_its_file_with_a_warning():
+    article, issues = parse_fixture("no-title.html")
+    assert article.title == "No title"
+    assert [(i.level, i.code) for i in issues if i.code == "no-title"] == [("warning", "no-title")]
+
+
+def test_slug_and_url_come_from_the_canonical_url_when_there_is_one():
+    article, _ = parse_fixture("canonical-slug.html")
+    assert article.slug == "anxiety-in-teens"
+    assert article.url == "/blog/Anxiety-In-Teens/"
+    assert article.canonical == f"{SITE}/blog/Anxiety-In-Teens/"
+
+
+def test_slug_and_url_come_from_the_file_name_without_a_canonical_url():
+    article, _ = parse_fixture("windows-1252.html")
+    assert (article.slug, article.url, article.canonical) == ("windows-1252", "/windows-1252/", None)
+
+
+@pytest.mark.parametrize(
+    ("canonical", "source", "slug"),
+    [
+        (f"{SITE}/goals-of-psychotherapy/", "anything.html", "goals-of-psychotherapy"),
+        (f"{SITE}/blog/2025/post-name.html", "x.html", "post-name"),
+        (f"{SITE}/Mixed-Case", "x.html", "mixed-case"),
+        (f"{SITE}/", "home-page.html", "home-page"),  # no path segment: the file decides
+        (None, "sub/dir/Page-Name.htm", "page-name"),
+        ("", "a.html", "a"),
+    ],
+)
+def test_slug_for(canonical, source, slug):
+    assert slug_for(canonical, source) == slug
+
+
+def test_article_records_the_hash_of_its_bytes():
+    data = fixture_bytes("canonical-slug.html")
+    article, _ = parse_page(data, "canonical-slug.html")
+    assert article.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_raw_links_are_absolute_and_skip_mailto_and_same_page_fragments():
+    article, _ = parse_fixture("links.html")
+    assert article.raw_links == [
+        (1, f"{SITE}/goals-of-psychotherapy/", "goals of psychotherapy"),
+        (1, f"{SITE}/how-long-does-psychoanalysis-take", "how long psychoanalysis takes"),
+        (1, f"{SITE}/online-therapy-new-york-city/#choosing-an-online-therapist", "choosing an online therapist"),
+        (1, f"{SITE}/can-psychotherapy-notes-be-subpoenaed.html", "subpoenaed notes"),
+        (2, "https://www.nimh.nih.gov/health/topics/psychotherapies", "NIMH overview of psychotherapies"),
+        (2, f"{SITE}/grief-counselling/", "grief counselling"),
+    ]
+
+
+def test_relative_links_resolve_against_the_file_location_without_a_canonical():
+    html = (b'<html><head><title>Sub Page Title Here</title></head><body><article><h1>Sub Page Title Here</h1>'
+            b'<p>See <a href="sibling.html">the sibling page</a> and <a href="../top-level/">a top page</a> '
+            b'for more on this topic, which matters a great deal to many readers of this site.</p></article></body></html>')
+    article, _ = parse_page(html, "guides/sub-page.html")
+    assert [href for _, href, _ in article.raw_links] == ["/guides/sibling.html", "/top-level/"]
+
+
+# --------------------------------------------------------------------------- links
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "/goals-of-psychotherapy/",
+        "/goals-of-psychotherapy",
+        "/goals-of-psychotherapy.html",
+        "/goals-of-psychotherapy/index.html",
+        "/goals-of-psychotherapy/?utm_source=newsletter",
+        f"{SITE}/goals-of-psychotherapy/",
+        f"{SITE}/goals-of-psychotherapy",
+        "https://MyPsychotherapy.example/Goals-Of-Psychotherapy/",
+        "http://mypsychotherapy.example/goals-of-psychotherapy/",
+    ],
+)
+def test_link_map_normalises_trailing_slashes_html_case_query_and_host(real_link_map, href):
+    link = real_link_map.resolve(3, href, "text")
+    assert (link.kind, link.slug, link.section, link.fragment) == ("internal", "goals-of-psychotherapy", 3, "")
+
+
+def test_link_map_keeps_the_fragment_of_an_internal_link(real_link_map):
+    link = real_link_map.resolve(0, "/online-therapy-new-york-city/#choosing-an-online-therapist", "t")
+    assert (link.kind, link.slug, link.fragment) == ("internal", "online-therapy-new-york-city", "choosing-an-online-therapist")
+
+
+def test_link_map_finds_an_article_by_its_file_name():
+    link_map = LinkMap([("anxiety-in-teens", "/blog/anxiety-in-teens/", None, "old/anxiety.html")])
+    assert link_map.resolve(0, "/old/anxiety.html", "t").slug == "anxiety-in-teens"
+    assert link_map.resolve(0, "/blog/anxiety-in-teens", "t").slug == "anxiety-in-teens"
+    assert link_map.resolve(0, "/anxiety-in-teens/", "t").slug == "anxiety-in-teens"
+
+
+@pytest.mark.parametrize("href", ["https://www.nimh.nih.gov/health/", "//cdn.example.org/goals-of-psychotherapy/",
+                                  "https://other.example/goals-of-psychotherapy/"])
+def test_links_to_other_hosts_are_external_even_when_the_path_matches(real_link_map, href):
+    link = real_link_map.resolve(0, href, "t")
+    assert (link.kind, link.slug) == ("external", None)
+
+
+@pytest.mark.parametrize("href", ["/grief-counselling/", f"{SITE}/nope", "/"])
+def test_site_links_that_match_no_article_are_broken(real_link_map, href):
+    assert real_link_map.resolve(0, href, "t").kind == "broken"
+
+
+def test_site_url_makes_its_host_internal_without_canonicals():
+    entries = [("goals-of-psychotherapy", "/goals-of-psychotherapy/", None, "goals-of-psychotherapy.html")]
+    assert LinkMap(entries).resolve(0, f"{SITE}/goals-of-psychotherapy/", "t").kind == "external"
+    assert LinkMap(entries, site_url=SITE).resolve(0, f"{SITE}/goals-of-psychotherapy/", "t").kind == "internal"
+
+
+@pytest.mark.parametrize(("url", "key"), [("/a/b/", "/a/b"), ("https://h.example/A/index.htm", "/a"),
+                                          ("/a.html#x", "/a"), ("", "/"), ("https://h.example", "/")])
+def test_link_key(url, key):
+    assert link_key(url) == key
+
+
+def test_resolve_links_keeps_external_links_apart_and_reports_broken_ones(real_link_map):
+    article, _ = parse_fixture("links.html")
+    resolve_links(article, real_link_map)
+    kinds = [(lk.kind, lk.slug) for lk in article.links]
+    assert kinds == [
+        ("internal", "goals-of-psychotherapy"),
+        ("internal", "how-long-does-psychoanalysis-take"),
+        ("internal", "online-therapy-new-york-city"),
+        ("internal", "can-psychotherapy-notes-be-subpoenaed"),
+        ("external", None),
+        ("broken", None),
+    ]
+    broken = [i for i in article.issues if i.code == "broken-link"]
+    assert len(broken) == 1 and "grief-counselling" in broken[0].message and broken[0].source == "links.html"
+    assert article.related == ["goals-of-psychotherapy", "how-long-does-psychoanalysis-take",
+                               "online-therapy-new-york-city", "can-psychotherapy-notes-be-subpoenaed"]
+    resolve_links(article, real_link_map)  # resolving again does not repeat the issue
+    assert len([i for i in article.issues if i.code == "broken-link"]) == 1
+
+
+def test_goals_article_links_resolve_to_the_three_other_articles_in_their_sections(real_articles):
+    goals = real_articles["goals-of-psychotherapy"]
+    questions = {s.position: s.question for s in goals.sections}
+    resolved = [(questions[lk.section], lk.kind, lk.slug, lk.fragment) for lk in goals.links]
+    assert resolved == [
+        ("How Psychotherapy Works", "internal", "can-psychotherapy-notes-be-subpoenaed", ""),
+        ("Long-Term Recovery and Resilience", "internal", "how-long-does-psychoanalysis-take", ""),
+        ("How to Begin and Find Therapeutic Help", "internal", "online-therapy-new-york-city",
+         "choosing-an-online-therapist"),
+    ]
+    assert goals.related == ["can-psychotherapy-notes-be-subpoenaed", "how-long-does-psychoanalysis-take",
+                             "online-therapy-new-york-city"]
+
+
+def test_real_corpus_parses_without_errors_or_broken_links(real_articles):
+    assert sorted(real_articles) == ["can-psychotherapy-notes-be-subpoenaed", "goals-of-psychotherapy",
+                                     "how-long-does-psychoanalysis-take", "online-therapy-new-york-city"]
+    for article in real_articles.values():
+        assert article.url == f"/{article.slug}/"
+        assert not [lk for lk in article.links if lk.kind == "broken"], article.slug
+        assert article.sections[0].question == article.title
+
+
+def test_real_goals_article_has_twenty_sections_with_the_page_anchors(real_articles):
+    goals = real_articles["goals-of-psychotherapy"]
+    assert goals.title == "Goals of Psychotherapy: What Therapy Can Help You Achieve"
+    assert len(goals.sections) == 20
+    assert goals.sections[6].anchor == "core-goals-of-psychotherapy"
+    assert [h["level"] for h in goals.outline].count(3) == 9
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_iter_files_skips_readme_synonyms_and_hidden_files_and_recurses(tmp_path):
+    for name in ("b.html", "a.htm", "README.md", "synonyms.txt", ".DS_Store", ".hidden.html", "sub/c.html", "x.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("<p>x</p>")
+    assert [str(p.relative_to(tmp_path)) for p in iter_files(tmp_path)] == ["a.htm", "b.html", "sub/c.html", "x.txt"]
+
+
+def test_fingerprint_ignores_key_order_but_not_values():
+    assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
+    assert fingerprint({"a": 1}) != fingerprint({"a": 2})
