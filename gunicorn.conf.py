@@ -1,0 +1,82 @@
+"""Gunicorn settings: ``gunicorn -c gunicorn.conf.py 'service.app:create_app()'``.
+
+Every value comes from the settings table (``indexer/settings.py``) through ``load_config``,
+so the environment variables documented in the README are the only knobs:
+``HOST``/``PORT`` (bind), ``WEB_CONCURRENCY`` (workers), ``FAQ_THREADS`` (threads per worker),
+``FAQ_LOG_LEVEL``.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `indexer` and `service` importable
+
+from indexer.settings import load_config  # noqa: E402
+
+_config = load_config()
+
+wsgi_app = "service.app:create_app()"  # the default when no app is named on the command line
+
+_host = str(_config.host)
+bind = [f"[{_host}]:{_config.port}" if ":" in _host and not _host.startswith("[") else f"{_host}:{_config.port}"]
+
+workers = max(int(_config.workers), 1)
+# "sync" for now; the worker class will be chosen from the benchmarks (bench/). Note that
+# gunicorn runs "sync" with threads > 1 as "gthread".
+worker_class = "sync"
+threads = max(int(_config.threads), 1)
+
+# Each worker builds its own Engine in create_app(): nothing is shared across a fork.
+preload_app = False
+
+timeout = 30  # a worker silent this long is killed and replaced
+graceful_timeout = 20  # time to finish in-flight requests on SIGTERM / reload
+keepalive = 5  # seconds; used by threaded workers behind a proxy
+
+# Recycle workers now and then (bounds any slow leak); the jitter keeps them from all
+# restarting at once.
+max_requests = 5000
+max_requests_jitter = 500
+
+# Request-size limits (gunicorn's defaults, stated): q is capped far lower by the app.
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# The control socket (gunicornc) would default to a single path under $HOME shared by every
+# instance on the machine; this service does not use it.
+control_socket_disable = True
+
+proc_name = "faq-search"
+
+# Logging: gunicorn's own access log is off; the app writes one JSON line per request on
+# the `faq.access` logger (no query strings, truncated client addresses) to stdout.
+accesslog = None
+errorlog = "-"
+loglevel = str(_config.log_level).lower()
+
+_level = str(_config.log_level).upper()
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "WARNING", "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": _level, "handlers": ["stderr"], "propagate": False, "qualname": "gunicorn.error"},
+        # logconfig_dict would otherwise switch gunicorn's access log back on.
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False, "qualname": "gunicorn.access"},
+        "faq.access": {"level": _level, "handlers": ["access"], "propagate": False},
+        "faq": {"level": _level, "handlers": ["stderr"], "propagate": False},
+    },
+    "handlers": {
+        "access": {"class": "logging.StreamHandler", "formatter": "json_line", "stream": "ext://sys.stdout"},
+        "stderr": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"},
+    },
+    "formatters": {
+        "json_line": {"format": "%(message)s", "class": "logging.Formatter"},
+        "generic": {
+            "format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+            "datefmt": "[%Y-%m-%d %H:%M:%S %z]",
+            "class": "logging.Formatter",
+        },
+    },
+}

@@ -1,0 +1,187 @@
+"""Cross-cutting HTTP behaviour: access log, security headers, CORS and HTTP caching.
+
+Order matters. Falcon runs ``process_request`` in list order and ``process_response`` in
+reverse, and (with independent middleware, Falcon's default) every ``process_response``
+runs even when an earlier middleware short-circuited the request (a preflight, a 304). So
+``AccessLog`` comes first: it starts the clock before anything else and logs the final
+status after everything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import time
+from datetime import UTC, datetime
+
+import falcon
+
+from service.search import NoIndex
+
+access_log = logging.getLogger("faq.access")
+
+ALLOWED_METHODS = ("GET", "POST")
+ALLOWED_HEADERS = ("Authorization", "Content-Type")
+PREFLIGHT_MAX_AGE = 600
+
+
+# --------------------------------------------------------------------------- access log
+
+
+def truncate_address(addr: str | None) -> str:
+    """The client's network, never the client: IPv4 to its /24, IPv6 to its /48."""
+    if not addr:
+        return "-"
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return "-"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+class AccessLog:
+    """One JSON line per request on ``faq.access``.
+
+    Logged: time, method, path (without the query string), status, duration, the client's
+    truncated network address and the worker pid. Not logged: the query string (visitors'
+    questions are about their mental health), headers, bodies, or the full address.
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        started = getattr(req.context, "started", None)
+        duration = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        access_log.info(json.dumps({
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "method": req.method,
+            "path": req.path[:300],
+            "status": resp.status_code,
+            "duration_ms": round(duration, 2),
+            "client": truncate_address(req.remote_addr),
+            "pid": os.getpid(),
+        }, ensure_ascii=False))
+
+
+# --------------------------------------------------------------------------- security headers
+
+
+class SecurityHeaders:
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        resp.set_header("X-Content-Type-Options", "nosniff")
+
+
+# --------------------------------------------------------------------------- CORS
+
+
+class Cors:
+    """CORS for an allowlist of origins (``FAQ_CORS_ORIGINS``); ``*`` in the list allows any.
+
+    An allowed Origin is echoed back; any other origin gets no ``Access-Control-*`` header
+    at all, so the browser refuses to hand the response to its page. ``Vary: Origin`` is on
+    every response when an allowlist is set, so a shared cache never serves one origin's
+    response to another.
+    """
+
+    def __init__(self, origins: tuple[str, ...] | list[str]):
+        self.any = "*" in origins
+        self.origins = frozenset(o.strip().rstrip("/").lower() for o in origins if o.strip() and o != "*")
+        self.enabled = bool(self.origins) or self.any
+
+    def allowed(self, origin: str | None) -> bool:
+        if not origin or not self.enabled:
+            return False
+        return self.any or origin.rstrip("/").lower() in self.origins
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        method = req.get_header("Access-Control-Request-Method")
+        if req.method != "OPTIONS" or method is None:
+            return
+        # A preflight: answered here for every path, without running a responder.
+        resp.status = falcon.HTTP_204
+        resp.complete = True
+        req.context.cors_refused = True
+        origin = req.get_header("Origin")
+        if not self.allowed(origin) or method.upper() not in ALLOWED_METHODS:
+            return
+        requested = [h.strip().lower() for h in (req.get_header("Access-Control-Request-Headers") or "").split(",")]
+        if any(h and h not in {a.lower() for a in ALLOWED_HEADERS} for h in requested):
+            return
+        req.context.cors_refused = False
+        resp.set_header("Access-Control-Allow-Methods", ", ".join(ALLOWED_METHODS))
+        resp.set_header("Access-Control-Allow-Headers", ", ".join(ALLOWED_HEADERS))
+        resp.set_header("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE))
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        if not self.enabled:
+            return
+        resp.append_header("Vary", "Origin")
+        origin = req.get_header("Origin")
+        if self.allowed(origin) and not getattr(req.context, "cors_refused", False):
+            resp.set_header("Access-Control-Allow-Origin", origin)
+
+
+# --------------------------------------------------------------------------- HTTP caching
+
+
+class HttpCache:
+    """``Cache-Control`` and ``ETag`` for GET responses, ``If-None-Match`` → 304.
+
+    The ETag is a hash of the served index generation, the API version (a hash of the
+    OpenAPI document), the path and the query string: the same request against the same
+    generation gets the same answer, in every worker. It is weak (``W/``) because ``took_ms``
+    differs from one response to the next. Resources with ``http_cache = False`` (reindex,
+    health) get ``no-store``, as do all error responses and every non-GET response.
+    """
+
+    def __init__(self, engine, max_age: int, api_version: str):
+        self.engine = engine
+        self.max_age = max(int(max_age), 0)
+        self.api_version = api_version
+
+    def etag(self, req: falcon.Request) -> str | None:
+        try:
+            generation = self.engine.generation().name
+        except NoIndex:
+            return None
+        key = "\0".join((generation, self.api_version, req.path, req.query_string or ""))
+        return 'W/"' + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32] + '"'
+
+    @staticmethod
+    def cacheable(req: falcon.Request, resource) -> bool:
+        return req.method == "GET" and resource is not None and getattr(resource, "http_cache", True)
+
+    def _public(self, resp: falcon.Response) -> None:
+        resp.set_header("Cache-Control", f"public, max-age={self.max_age}")
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
+        if not self.cacheable(req, resource):
+            return
+        req.context.etag = tag = self.etag(req)
+        wanted = req.get_header("If-None-Match")
+        if tag is None or not wanted:
+            return
+        candidates = {t.strip().removeprefix("W/") for t in wanted.split(",")}
+        if tag.removeprefix("W/") in candidates:  # weak comparison; "*" is not honoured
+            resp.status = falcon.HTTP_304
+            resp.set_header("ETag", tag)
+            self._public(resp)
+            resp.complete = True
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        if resp.status_code == 304:
+            return
+        if self.cacheable(req, resource) and req_succeeded and resp.status_code == 200:
+            self._public(resp)
+            tag = getattr(req.context, "etag", None)
+            if tag:
+                resp.set_header("ETag", tag)
+        elif req.method != "OPTIONS":
+            resp.set_header("Cache-Control", "no-store")
