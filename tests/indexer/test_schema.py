@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from whoosh.formats import Frequency
 
 from indexer.schema import (
     ANALYZER,
@@ -14,6 +15,7 @@ from indexer.schema import (
     SEARCH_FIELDS,
     STOP_WORDS,
     WORD_ANALYZER,
+    FastFrequency,
     analyze,
     load_synonyms,
     make_analyzer,
@@ -162,3 +164,14 @@ def test_fast_analyzer_matches_the_reference_chain(text, removestops):
     for stem, fast in ((True, ANALYZER), (False, WORD_ANALYZER)):
         assert _tokens(fast, text, removestops=removestops) == _tokens(
             make_analyzer(stem=stem), text, removestops=removestops), (stem, text)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(_TEXTS)
+def test_fast_frequency_postings_match_whoosh_frequency_format(text):
+    for name in ("question", "title", "breadcrumbs", "answer"):
+        fmt = SCHEMA[name].format
+        assert isinstance(fmt, FastFrequency)
+        fast = sorted(fmt.word_values(text, ANALYZER, mode="index"))
+        reference = sorted(Frequency(field_boost=fmt.field_boost).word_values(text, make_analyzer(), mode="index"))
+        assert fast == reference, text
