@@ -230,6 +230,14 @@ class FastFrequency(Frequency):
         return ((w, freq, freq * fb, pack_uint(freq)) for w, freq in counts.items())
 
 
+def term_spans(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, index term) of every non-stop word of ``text``: for highlighting."""
+    for m in _WORD.finditer(text):
+        term, stopped = _analyse_word(m.group(0), True)
+        if term and not stopped:
+            yield m.start(), m.end(), term
+
+
 ANALYZER = FastAnalyzer()
 WORD_ANALYZER = FastAnalyzer(stem=False)
 
