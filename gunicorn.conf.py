@@ -33,10 +33,9 @@ timeout = 30  # a worker silent this long is killed and replaced
 graceful_timeout = 20  # time to finish in-flight requests on SIGTERM / reload
 keepalive = 5  # seconds; used by threaded workers behind a proxy
 
-# Recycle workers now and then (bounds any slow leak); the jitter keeps them from all
-# restarting at once.
-max_requests = 5000
-max_requests_jitter = 500
+# No periodic recycling: a new worker must load the generation again (seconds at MedQuAD
+# scale, during which it answers nothing), and every per-worker cache is bounded.
+max_requests = 0
 
 # Request-size limits (gunicorn's defaults, stated): q is capped far lower by the app.
 limit_request_line = 4094
