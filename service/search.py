@@ -347,6 +347,7 @@ class Generation:
             for w in art.pop("words"):
                 vocabulary[w] += 1
         self.speller = Speller(vocabulary)
+        threading.Thread(target=self.scorer.warm, name=f"warm-{name}", daemon=True).start()
 
     def searcher(self):
         """This thread's searcher over this generation (created on first use)."""
