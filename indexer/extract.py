@@ -14,12 +14,13 @@ How the content element is found (first plausible wins; ``Extraction.method`` sa
    link density and class/id hints, joined with related siblings.
 7. ``body``      - the whole ``<body>`` when nothing else is found.
 
-A semantic container (2-5) is taken only when it plausibly holds the article: it must hold
-most of the text that density scoring finds and must not be mostly links. Inside the chosen
+A semantic container (2-5) is taken only when it plausibly holds the article: it must contain
+(or hold most of) the text that density scoring finds, must not be mostly links, and must not
+be a page-wide wrapper with much more text than that. Inside the chosen
 element chrome is dropped (nav, footer, aside, forms, hidden elements, share/cookie/related/
 comments widgets recognised by class or id, ...). Heading ids, inner ``<a id/name>`` anchors
-and link ``href`` values are kept so that sections can be linked to. An ``<h1>`` and a
-``<header>`` that wraps it stay inside the content.
+and link ``href`` values are kept so that sections can be linked to. The article's ``<h1>``
+stays inside the content, as does a ``<header>`` that wraps a heading.
 
 Everything here is a pure function of the HTML (no I/O) and never raises.
 """
@@ -28,14 +29,28 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+import warnings as _warnings
 from collections.abc import Container, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from bs4 import BeautifulSoup, Comment, NavigableString, Tag, UnicodeDammit
-from bs4.element import CData, Declaration, Doctype, ProcessingInstruction
+from bs4 import (
+    BeautifulSoup,
+    Comment,
+    MarkupResemblesLocatorWarning,
+    NavigableString,
+    Tag,
+    UnicodeDammit,
+    XMLParsedAsHTMLWarning,
+)
+from bs4.element import CData, Declaration, Doctype, PageElement, ProcessingInstruction
 
 __all__ = ["Extraction", "extract", "extract_text"]
+
+# Odd input (an XML feed, a string that looks like a URL) is handled like any page; bs4's
+# advice to use another parser is noise here.
+_warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
+_warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
 
 
 @dataclass
@@ -71,7 +86,10 @@ _PHRASING = frozenset(
     "s samp small span strike strong sub sup time tt u var wbr".split()
 )
 _SCORE_TAGS = frozenset(("p", "pre", "td"))
-_CONTAINER_TAGS = frozenset(("div", "section", "article", "main", "td", "blockquote", "body"))
+_DIV_LIKE = frozenset("div section article main blockquote body font center".split())
+_RE_AD_WORDS = re.compile(
+    r"(?i)ad(vertising|vertisement)?|pub(licité)?|werb(ung)?|广告|Реклама|Anuncio"
+)
 
 _RE_UNLIKELY = re.compile(
     r"-ad-|ai2html|banner|breadcrumbs|combx|comment|community|cover-wrap|disqus|extra|footer|"
@@ -92,15 +110,18 @@ _RE_NEGATIVE = re.compile(
 _UNLIKELY_ROLES = frozenset(
     "menu menubar complementary navigation alert alertdialog dialog banner contentinfo".split()
 )
+# Inside the chosen content a role="alert" box is kept: it may be a crisis-line notice.
+_CHROME_ROLES = _UNLIKELY_ROLES - {"alert"}
 _RE_COMMAS = re.compile("[,\u060c\ufe50\ufe10\ufe11\u2e41\u2e34\u2e32\uff0c]")
 _RE_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 # Widgets recognised by class/id. A class or id is split on non-alphanumerics into parts
 # ("jp-relatedposts" -> "jp", "relatedposts"); it names a widget when a part starts with one
 # of the prefixes or equals one of the exact words below. Three strengths:
-#   strong  - always chrome ("comments-area", "cookie-banner", "sidebar", "breadcrumbs");
-#   topical - may also name a real topic ("social-anxiety", "informed-consent"), so chrome
-#             only when the element is short or mostly links;
+#   strong  - always chrome ("comments-area", "newsletter-box", "sidebar", "breadcrumbs");
+#   topical - may also name a real topic ("social-anxiety", "informed-consent", "cookie-policy"),
+#             so chrome only when the element is mostly links or has no real paragraphs
+#             (a cookie banner, a row of share buttons, a list of related links);
 #   meta    - bylines, dates and tag lists: chrome when short.
 # "widget" and "ad" count only as the first part, so that content wrappers such as
 # "elementor-widget-container" or "load-ad" survive.
@@ -133,10 +154,15 @@ _WIDGET_HEAD_WORDS = frozenset("widget widgets ad ads".split())
 _STATE_PREFIXES = frozenset("has no with without is show hide enable enabled disable allow".split())
 _HEADINGS = frozenset("h1 h2 h3 h4 h5 h6".split())
 
-# Common CMS content containers, most specific first: (attribute, value). Class and itemprop
-# values match one token of the attribute, ids the whole id (case-insensitive).
+# Common CMS content containers, most specific first: (attribute, value). Class, itemprop and
+# data-elementor-type values match one token of the attribute, ids the whole id
+# (case-insensitive).
 _CMS_CONTAINERS = (
     ("itemprop", "articlebody"),
+    ("data-elementor-type", "wp-post"),
+    ("data-elementor-type", "wp-page"),
+    ("data-elementor-type", "single-post"),
+    ("data-elementor-type", "single-page"),
     ("class", "entry-content"),
     ("class", "post-content"),
     ("class", "article-body"),
@@ -176,13 +202,29 @@ def _attr_str(tag: Tag, name: str) -> str:
     return str(value)
 
 
+# Page builders put their framework classes on every block ("elementor-widget-text-editor",
+# "wp-block-group"); they say nothing about whether a block is content, and words such as
+# "widget" in them would make Readability's class hints penalise the article itself.
+_BUILDER_PREFIXES = ("elementor", "wp-block", "et_pb", "et-pb", "fl-", "vc_", "wpb_", "sqs-")
+
+
+def _hint_classes(tag: Tag) -> str:
+    classes = tag.attrs.get("class") if tag.attrs else None
+    if not classes:
+        return ""
+    if isinstance(classes, str):
+        classes = classes.split()
+    return " ".join(c for c in classes if not str(c).lower().startswith(_BUILDER_PREFIXES))
+
+
 def _match_string(tag: Tag) -> str:
-    return _attr_str(tag, "class") + " " + _attr_str(tag, "id")
+    return _hint_classes(tag) + " " + _attr_str(tag, "id")
 
 
 def _class_weight(tag: Tag) -> int:
+    """Readability's class/id hint: +25 for content-like names, -25 for chrome-like."""
     weight = 0
-    for value in (_attr_str(tag, "class"), _attr_str(tag, "id")):
+    for value in (_hint_classes(tag), _attr_str(tag, "id")):
         if value:
             if _RE_NEGATIVE.search(value):
                 weight -= 25
@@ -203,8 +245,10 @@ def _is_hidden(tag: Tag) -> bool:
     attrs = tag.attrs
     if not attrs:
         return False
-    if "hidden" in attrs:
-        return True
+    hidden = attrs.get("hidden")
+    if hidden is not None:
+        # hidden="until-found" is collapsed but searchable text (accordions, FAQ answers).
+        return str(hidden).strip().lower() != "until-found"
     if str(attrs.get("aria-hidden", "")).strip().lower() == "true":
         return "fallback-image" not in _attr_str(tag, "class")
     style = attrs.get("style")
@@ -236,16 +280,13 @@ def _widget_word(tag: Tag) -> tuple[str, str] | None:
     return None
 
 
-def _iter_tags(root: Tag):
+def _iter_tags(root: Tag) -> list[Tag]:
     """Tags under ``root`` in document order (a snapshot, safe to mutate while iterating)."""
     return [t for t in root.descendants if isinstance(t, Tag)]
 
 
 def _in_table_or_code(tag: Tag) -> bool:
-    for parent in tag.parents:
-        if parent.name in ("table", "code", "pre"):
-            return True
-    return False
+    return any(parent.name in ("table", "code", "pre") for parent in tag.parents)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -255,6 +296,10 @@ def _decode(data: bytes, warnings: list[str]) -> str:
     try:
         dammit = UnicodeDammit(data, is_html=True)
         if dammit.unicode_markup is not None:
+            if dammit.contains_replacement_characters:
+                warnings.append(
+                    f"some bytes are not valid {dammit.original_encoding}; replaced them"
+                )
             return dammit.unicode_markup
     except Exception as exc:  # pragma: no cover - defensive
         warnings.append(f"encoding detection failed: {exc!r}")
@@ -325,17 +370,17 @@ def _loads_lenient(raw: str) -> Any:
     raw = re.sub(r"(-->|//\s*\]\]>|\]\]>)\s*$", "", raw).strip()
     try:
         return json.loads(raw, strict=False)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     fixed = re.sub(r",\s*([}\]])", r"\1", raw)  # trailing commas
     try:
         return json.loads(fixed, strict=False)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:  # several objects glued together, or junk after the first one
         obj, _ = json.JSONDecoder(strict=False).raw_decode(fixed)
         return obj
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -436,7 +481,9 @@ def _clean_title(raw: str, headings: list[str]) -> str:
 def _metadata(soup: BeautifulSoup) -> dict[str, Any]:
     meta = _meta_values(soup)
     ld = _jsonld(soup)
-    title_tag = soup.find("title")
+    title_tag = next(  # not an SVG icon's <title>
+        (t for t in soup.find_all("title") if t.find_parent("svg") is None), None
+    )
     html = soup.find("html")
     canonical = None
     for link in soup.find_all("link"):
@@ -534,20 +581,41 @@ def _choose_title(meta: dict[str, Any], content: Tag, soup: BeautifulSoup) -> st
 # --------------------------------------------------------------------------- pre-cleaning
 
 
+def _remove_all(nodes: list[PageElement]) -> None:
+    """Detach ``nodes`` from their trees; linear even for thousands of siblings (bs4's own
+    ``extract()`` looks each element up in its parent's list)."""
+    by_parent: dict[int, tuple[Tag, set[int]]] = {}
+    for node in nodes:
+        parent = node.parent
+        if parent is not None:
+            by_parent.setdefault(id(parent), (parent, set()))[1].add(id(node))
+    for parent, ids in by_parent.values():
+        contents = parent.contents
+        for index in range(len(contents) - 1, -1, -1):
+            if id(contents[index]) in ids:
+                contents[index].extract(_self_index=index)
+
+
 def _preclean(soup: BeautifulSoup) -> None:
     """Remove what is never content: scripts, styles, comments, hidden elements, ..."""
-    for node in list(soup.descendants):
-        if isinstance(node, (Comment, CData, ProcessingInstruction, Declaration)) and not (
+    victims: list[PageElement] = []
+    stack: list[PageElement] = [soup]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Tag):
+            name = node.name
+            if node is not soup and (
+                name in _JUNK_TAGS
+                or (name not in ("html", "body") and _is_hidden(node))
+            ):
+                victims.append(node)
+                continue
+            stack.extend(node.contents)
+        elif isinstance(node, (Comment, CData, ProcessingInstruction, Declaration)) and not (
             isinstance(node, Doctype)
         ):
-            node.extract()
-    for tag in _iter_tags(soup):
-        if tag.parent is None and tag is not soup:
-            continue  # already removed with an ancestor
-        if tag.name in _JUNK_TAGS and tag.name not in ("meta", "link"):
-            tag.decompose()
-        elif tag.name not in ("html", "body") and _is_hidden(tag):
-            tag.decompose()
+            victims.append(node)
+    _remove_all(victims)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -627,10 +695,9 @@ def _has_block_descendant(tag: Tag, blocks: frozenset[str]) -> bool:
 class _Scorer:
     """Readability-style content scores for the ancestors of paragraphs."""
 
-    def __init__(self, body: Tag, skip: Container[int], weight_classes: bool = True) -> None:
+    def __init__(self, body: Tag, skip: dict[int, Tag]) -> None:
         self.stats = _Stats(body, skip)
         self.skip = skip
-        self.weight_classes = weight_classes
         self.scores: dict[int, float] = {}
         self.nodes: dict[int, Tag] = {}
         self._score_units(body)
@@ -651,9 +718,7 @@ class _Scorer:
             score = -3
         elif name in ("h1", "h2", "h3", "h4", "h5", "h6", "th"):
             score = -5
-        if self.weight_classes:
-            score += _class_weight(tag)
-        self.scores[key] = score
+        self.scores[key] = score + _class_weight(tag)
         self.nodes[key] = tag
 
     def _add(self, parent: Tag | None, length: int, commas: int) -> None:
@@ -663,10 +728,8 @@ class _Scorer:
         level = 0
         node: Any = parent
         while isinstance(node, Tag) and level < 5:
-            if node.parent is None or not isinstance(node.parent, Tag):
-                break  # the document itself
-            if node.name == "[document]":
-                break
+            if not isinstance(node.parent, Tag) or node.parent.name == "[document]":
+                break  # <html> and the document are never candidates
             self._init(node)
             divider = 1 if level == 0 else 2 if level == 1 else level * 3
             self.scores[id(node)] += score / divider
@@ -720,7 +783,7 @@ class _Scorer:
                         self._add(tag.parent, length, commas)
                 if name != "td":
                     continue
-            elif name in ("div", "section", "article", "main", "blockquote", "body", "font", "center"):
+            elif name in _DIV_LIKE:
                 if not _has_block_descendant(tag, _DIV_TO_P):
                     for length, commas in self._runs(tag):
                         self._add(tag.parent, length, commas)
@@ -743,8 +806,10 @@ def _ancestors(tag: Tag) -> list[Tag]:
     return [p for p in tag.parents if isinstance(p, Tag) and p.name != "[document]"]
 
 
-def _density_pick(soup: BeautifulSoup, body: Tag, strip_unlikely: bool) -> tuple[Tag | None, list[Tag], _Scorer]:
-    """Top candidate by density scoring and the siblings that belong with it."""
+def _density_pick(
+    soup: BeautifulSoup, body: Tag, strip_unlikely: bool
+) -> tuple[Tag | None, list[Tag], _Scorer]:
+    """Readability's top candidate and the siblings that belong with it."""
     skip: dict[int, Tag] = _unlikely(soup) if strip_unlikely else {}
     scorer = _Scorer(body, skip)
     top_list = scorer.top(5)
@@ -794,7 +859,9 @@ def _density_pick(soup: BeautifulSoup, body: Tag, strip_unlikely: bool) -> tuple
         return None, [], scorer
     # Sibling joining.
     top_score = scorer.score(top)
-    threshold = max(10.0, top_score * 0.2)
+    # Readability joins siblings scoring 10 or a fifth of the top; small pages score low
+    # overall, so there the floor is half the top score.
+    threshold = max(min(10.0, top_score * 0.5), top_score * 0.2)
     top_class = _attr_str(top, "class")
     chosen: list[Tag] = []
     parent = top.parent
@@ -811,9 +878,9 @@ def _density_pick(soup: BeautifulSoup, body: Tag, strip_unlikely: bool) -> tuple
         elif sib.name == "p":
             text = _text(sib)
             density = _link_density(sib)
-            if len(text) > 80 and density < 0.25:
-                chosen.append(sib)
-            elif 0 < len(text) < 80 and density == 0 and re.search(r"\.( |$)", text):
+            long_prose = len(text) > 80 and density < 0.25
+            short_sentence = 0 < len(text) < 80 and density == 0 and re.search(r"\.( |$)", text)
+            if long_prose or short_sentence:
                 chosen.append(sib)
     return top, chosen, scorer
 
@@ -862,6 +929,12 @@ def _looks_like_prose(tag: Tag) -> bool:
     return paragraphs == 1 and tag.find(list(_HEADINGS)) is not None
 
 
+def _is_prose_block(tag: Tag) -> bool:
+    """Real paragraphs with few links: kept whatever its class or id says (ids are often
+    heading slugs such as "related-conditions" or "sharing-your-feelings")."""
+    return tag.name not in _CHROME_TAGS and _link_density(tag) < 0.2 and _looks_like_prose(tag)
+
+
 def _chrome_kind(tag: Tag, stats: _Stats, unlikely: bool, meta: bool) -> str | None:
     """Why ``tag`` is chrome rather than article content (a kind of chrome), or None."""
     name = tag.name
@@ -877,7 +950,7 @@ def _chrome_kind(tag: Tag, stats: _Stats, unlikely: bool, meta: bool) -> str | N
         # A header that carries a heading stays (the article's h1 with its deck, or a
         # section's title); other headers are site or card chrome.
         return None if tag.find(list(_HEADINGS)) is not None else "tag"
-    if _attr_str(tag, "role").strip().lower() in _UNLIKELY_ROLES:
+    if _attr_str(tag, "role").strip().lower() in _CHROME_ROLES:
         return "role"
     widget = _widget_word(tag)
     if widget is not None:
@@ -941,8 +1014,7 @@ def _chrome_victims(
 
 def _remove_chrome(content: Tag, unlikely: bool, meta: bool) -> None:
     """Drop site chrome and widgets inside ``content``."""
-    for tag in _chrome_victims(content, _Stats(content), unlikely, meta):
-        tag.decompose()
+    _remove_all(_chrome_victims(content, _Stats(content), unlikely, meta))
 
 
 def _clean_conditionally(content: Tag, warnings: list[str]) -> None:
@@ -990,8 +1062,8 @@ def _clean_shady(content: Tag) -> list[tuple[Tag, Tag, int]]:
 
 def _shady(node: Tag, name: str) -> bool:
     weight = _class_weight(node)
-    if weight < 0:
-        return True
+    if weight < 0 and not _is_prose_block(node):
+        return True  # a chrome-like class name alone does not remove real paragraphs
     text = _text(node)
     if text.count(",") >= 10:
         return False
@@ -1007,7 +1079,7 @@ def _shady(node: Tag, name: str) -> bool:
     in_figure = any(isinstance(p_, Tag) and p_.name == "figure" for p_ in node.parents)
     density = _link_density(node)
     length = len(text)
-    if re.fullmatch(r"(?i)ad(vertising|vertisement)?|pub(licité)?|werb(ung)?|广告|Реклама|Anuncio", text):
+    if _RE_AD_WORDS.fullmatch(text):
         return True
     if not in_figure and img > 1 and p / img < 0.5:
         return True
@@ -1021,21 +1093,28 @@ def _shady(node: Tag, name: str) -> bool:
         return True
     if weight >= 25 and density > 0.5:
         return True
-    if img == 0 and length == 0:
-        return True
-    return False
+    return img == 0 and length == 0
 
 
 def _tidy(content: Tag) -> None:
-    """Remove empty wrappers left behind by cleaning."""
+    """Remove empty wrappers left behind by cleaning (ids and media are kept)."""
     stats = _Stats(content)
-    for tag in reversed(_iter_tags(content)):
-        if tag.decomposed or stats.length(tag):
-            continue
-        if tag.name in ("div", "section", "span", "p", "header", "figure", "li", "ul", "ol"):
-            if tag.attrs.get("id") or tag.find(["img", "picture", "video", "audio", "a"]) is not None:
-                continue
-            tag.decompose()
+    victims: list[PageElement] = []
+    stack = [c for c in content.contents if isinstance(c, Tag)]
+    while stack:
+        tag = stack.pop()
+        if stats.length(tag):
+            stack.extend(c for c in tag.contents if isinstance(c, Tag))
+        elif (
+            tag.name in ("div", "section", "span", "p", "header", "figure", "li", "ul", "ol")
+            and not tag.attrs.get("id")
+            and tag.find(["img", "picture", "video", "audio", "a"]) is None
+            and tag.find(id=True) is None
+        ):
+            victims.append(tag)
+        else:
+            stack.extend(c for c in tag.contents if isinstance(c, Tag))
+    _remove_all(victims)
 
 
 # --------------------------------------------------------------------------- selection
@@ -1055,7 +1134,7 @@ def _semantic_candidates(body: Tag, stats: _Stats) -> Iterator[tuple[str, Tag]]:
             continue
         if _attr_str(tag, "role").strip().lower() == "main" and tag.name != "main":
             mains.append(("role-main", tag))
-        for attr in ("class", "itemprop"):
+        for attr in ("class", "itemprop", "data-elementor-type"):
             for token in _attr_str(tag, attr).lower().split():
                 index.setdefault((attr, token), []).append(tag)
         ident = _attr_str(tag, "id").strip().lower()
@@ -1100,18 +1179,22 @@ def _select(
     """(nodes, method, unlikely): the element(s) that hold the content, and for density the
     unlikely subtrees that scoring ignored (to be dropped from the content too)."""
     body = soup.find("body")
-    if not isinstance(body, Tag):
-        body = soup.find("html") if isinstance(soup.find("html"), Tag) else None
     if selector:
         try:
             node = soup.select_one(selector)
         except Exception as exc:
-            warnings.append(f"content selector {selector!r} is invalid ({exc}); fell back to detection")
+            warnings.append(
+                f"content selector {selector!r} is invalid "
+                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                "fell back to detection"
+            )
         else:
             if node is not None:
                 return [node], "selector", []
-            warnings.append(f"content selector {selector!r} matched nothing; fell back to detection")
-    if body is None:
+            warnings.append(
+                f"content selector {selector!r} matched nothing; fell back to detection"
+            )
+    if not isinstance(body, Tag):
         warnings.append("the page has no body")
         return [], "body", []
     stats = _Stats(body)
@@ -1127,16 +1210,34 @@ def _select(
         if _plausible(cand, stats, top, ref_len, page_len):
             return [cand], method, []
     if top is not None:
-        return chosen, "density", list(scorer.skip.values())  # type: ignore[attr-defined]
+        return chosen, "density", list(scorer.skip.values())
     warnings.append("no main content found; used the whole body")
     return [body], "body", []
+
+
+_MAX_DEPTH = 256  # real pages nest 15-40 levels; far deeper trees are hostile or broken
+
+
+def _max_depth(root: Tag) -> int:
+    deepest = 0
+    stack: list[tuple[Tag, int]] = [(root, 0)]
+    while stack:
+        tag, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((c, depth + 1) for c in tag.contents if isinstance(c, Tag))
+    return deepest
 
 
 # --------------------------------------------------------------------------- public API
 
 
 def extract(html: str | bytes, selector: str | None = None) -> Extraction:
-    """Find the main content of ``html`` and read the page's metadata. Never raises."""
+    """Find the main content of ``html`` (str, or bytes in any declared encoding) and read
+    the page's metadata.
+
+    ``selector`` is the editor's CSS selector for the content; when it is invalid or matches
+    nothing, detection takes over and a warning says so. Never raises: on hopeless input the
+    content is an empty ``<div>`` and ``warnings`` explains why."""
     warnings: list[str] = []
     try:
         soup = _parse(html, warnings)
@@ -1152,13 +1253,18 @@ def extract(html: str | bytes, selector: str | None = None) -> Extraction:
     method = "body"
     try:
         _preclean(soup)
+        depth = _max_depth(soup)
+        if depth > _MAX_DEPTH:
+            # Pathological nesting: the heuristics below are not linear in such trees.
+            warnings.append(f"markup nested {depth} levels deep; used the whole body uncleaned")
+            body = soup.find("body")
+            content = _own_tree([body], wrap=False) if body is not None else _empty_content()
+            return _result(content, meta, "body", warnings, soup)
         nodes, method, unlikely = _select(soup, selector, warnings)
         if not meta["published"]:
             meta["published"] = _first_time(nodes[0]) if nodes else None
         content = _own_tree(nodes, wrap=len(nodes) > 1) if nodes else _empty_content()
-        for tag in unlikely:
-            if not tag.decomposed and content in tag.parents and tag.find("h1") is None:
-                tag.decompose()
+        _remove_all([t for t in unlikely if content in t.parents and t.find("h1") is None])
         _remove_chrome(content, unlikely=method in ("density", "body"), meta=False)
         if method != "selector":
             _clean_conditionally(content, warnings)
@@ -1167,6 +1273,12 @@ def extract(html: str | bytes, selector: str | None = None) -> Extraction:
     except Exception as exc:
         warnings.append(f"content extraction failed: {exc!r}")
         content = _empty_content()
+    return _result(content, meta, method, warnings, soup)
+
+
+def _result(
+    content: Tag, meta: dict[str, Any], method: str, warnings: list[str], soup: BeautifulSoup
+) -> Extraction:
     try:
         title = _choose_title(meta, content, soup)
     except Exception as exc:
