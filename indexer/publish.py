@@ -236,7 +236,7 @@ def read_catalog(path: Path) -> dict[str, dict]:
     out = {}
     for row in rows:
         d = dict(row)
-        for key in ("outline", "links", "issues"):
+        for key in ("outline", "links", "issues", "words"):
             d[key] = json.loads(d[key])
         out[d["source"]] = d
     return out

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import sqlite3
 import threading
 from bisect import bisect_left
 from collections import defaultdict
@@ -30,7 +29,14 @@ from whoosh import index as whoosh_index
 from whoosh.query import Or, Term
 from whoosh.spelling import ListCorrector
 
-from indexer.publish import CATALOG, CURRENT, GENERATION_INFO, GENERATIONS, current_generation
+from indexer.publish import (
+    CATALOG,
+    CURRENT,
+    GENERATION_INFO,
+    GENERATIONS,
+    current_generation,
+    read_catalog,
+)
 from indexer.schema import (
     COMMON_WORDS,
     SEARCH_FIELDS,
@@ -41,11 +47,11 @@ from indexer.schema import (
     words,
 )
 from indexer.settings import Config
-from service.scoring import Scorer, whoosh_idf
+from service.scoring import Scorer, bm25_idf
 
 log = logging.getLogger("faq.search")
 
-MAX_QUERY_TERMS = 32  # a pasted essay is cut here rather than becoming a huge OR
+MAX_QUERY_TERMS = 64  # a pasted essay keeps its 64 rarest distinct words (see Engine.plan)
 
 
 class NoIndex(Exception):
@@ -64,9 +70,9 @@ class Ranking:
     """Ranking parameters (see ``service.scoring``); defaults chosen with ``make eval``."""
 
     fields: tuple[tuple[str, float], ...] = tuple(SEARCH_FIELDS.items())
-    k1: float = 1.2
-    b: float = 0.75
-    coverage_power: float = 1.0  # "most terms should match": score × coverage^p
+    k1: float = 2.0
+    b: float = 1.0
+    coverage_power: float = 0.0  # score × coverage^p; 0 = plain OR: every p > 0 lost on the tuning sets
     synonym_weight: float = 0.6  # an editor synonym counts this much of the word as typed
     phrase_boost: float = 0.5  # × (1 + boost · share of the query's word pairs adjacent in the question)
     rerank_depth: int = 50
@@ -365,23 +371,13 @@ class Generation:
 
 
 def _read_articles(path: Path) -> dict[str, dict]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        rows = conn.execute("SELECT * FROM articles ORDER BY slug").fetchall()
-    finally:
-        conn.close()
+    """Catalog rows by slug, with the slugs each article links to (``related``)."""
     out = {}
-    for row in rows:
-        d = dict(row)
-        d["outline"] = json.loads(d["outline"])
-        d["links"] = json.loads(d["links"])
-        d["issues"] = json.loads(d["issues"])
-        d["words"] = json.loads(d["words"])
-        d["related"] = list(dict.fromkeys(
-            lk["slug"] for lk in d["links"] if lk["kind"] == "internal" and lk["slug"] != d["slug"]
+    for row in sorted(read_catalog(path).values(), key=lambda r: r["slug"]):
+        row["related"] = list(dict.fromkeys(
+            lk["slug"] for lk in row["links"] if lk["kind"] == "internal" and lk["slug"] != row["slug"]
         ))
-        out[d["slug"]] = d
+        out[row["slug"]] = row
     return out
 
 
@@ -451,7 +447,13 @@ class Engine:
 
     def plan(self, gen: Generation, q: str, correct: bool = True) -> Plan:
         raw_words = re.findall(r"\w+", q)
-        surface = [w for w in words(q) if w not in STOP_WORDS and analyze(w)][:MAX_QUERY_TERMS]
+        surface = list(dict.fromkeys(w for w in words(q) if w not in STOP_WORDS and analyze(w)))
+        if len(surface) > MAX_QUERY_TERMS:
+            # Keep the most informative words rather than the first ones: a long message often
+            # states its actual question last (unknown words count as the rarest).
+            df = {w: gen.scorer.doc_frequency(analyze(w)[0]) for w in surface}
+            keep = set(sorted(surface, key=lambda w: df[w])[:MAX_QUERY_TERMS])  # stable: ties keep order
+            surface = [w for w in surface if w in keep]
         tokens: list[str] = []
         corrections: dict[str, str] = {}
         unknown: list[str] = []
@@ -476,7 +478,7 @@ class Engine:
         known = [t for t in tokens if gen.scorer.doc_frequency(t)]
         clauses = gen.synonyms.expand(known, raw_words)
         weights = [gen.scorer.clause_weight(c) for c in clauses]
-        unknown_weight = len(unknown) * whoosh_idf(gen.scorer.n, 0)
+        unknown_weight = len(unknown) * bm25_idf(gen.scorer.n, 0)
         terms = frozenset(t for clause in clauses for alt in clause for t in alt)
         did_you_mean = None
         if corrections:
