@@ -22,6 +22,7 @@ import threading
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -221,27 +222,39 @@ class Suggester:
         return [self.entries[i] for i in first + rest]
 
 
+_SURFACE_WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
+
+
 def mark_prefixes(text: str, typed: list[str]) -> str:
-    """HTML-escape ``text`` and wrap the words that start with a typed word in <mark>."""
-    prefixes = [w for w in typed if w]
+    """HTML-escape ``text`` and wrap, in <mark>, the part of each word that a typed word
+    is a prefix of (the longest such typed word)."""
+    prefixes = sorted({w for w in typed if w}, key=len, reverse=True)
     out, last = [], 0
-    for m in re.finditer(r"\w+(?:['\u2019]\w+)*", text):
-        folded = words(m.group(0))
-        if folded and any(folded[0].startswith(p) for p in prefixes):
-            hit = max((p for p in prefixes if folded[0].startswith(p)), key=len)
-            length = _surface_length(m.group(0), len(hit))
-            out.append(html.escape(text[last:m.start()]))
-            out.append(f"<mark>{html.escape(m.group(0)[:length])}</mark>")
-            out.append(html.escape(m.group(0)[length:]))
-            last = m.end()
+    for m in _SURFACE_WORD.finditer(text):
+        word = m.group(0)
+        folded = _folded(word)
+        hit = next((p for p in prefixes if folded.startswith(p)), None)
+        if hit is None:
+            continue
+        length = len(hit) if folded[:len(hit)] == word[:len(hit)].lower() else _surface_length(word, len(hit))
+        out.append(html.escape(text[last:m.start()]))
+        out.append(f"<mark>{html.escape(word[:length])}</mark>")
+        out.append(html.escape(word[length:]))
+        last = m.end()
     out.append(html.escape(text[last:]))
     return "".join(out)
 
 
+@lru_cache(maxsize=100_000)
+def _folded(word: str) -> str:
+    return "".join(words(word))
+
+
 def _surface_length(word: str, folded_len: int) -> int:
-    """How many characters of ``word`` spell its first ``folded_len`` folded characters."""
+    """How many characters of ``word`` spell its first ``folded_len`` folded characters
+    (differs from ``folded_len`` only around accents and apostrophes)."""
     for n in range(1, len(word) + 1):
-        if len("".join(words(word[:n]))) >= folded_len:
+        if len(_folded(word[:n])) >= folded_len:
             return n
     return len(word)
 
