@@ -34,11 +34,12 @@ test: $(STAMP)
 eval: $(STAMP)
 	$(BIN)/python -m service.eval
 
+# `make bench BENCH_ARGS=--quick` to try things; see `python bench/run.py --help`.
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 soak: $(STAMP)
-	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 settings-doc: $(STAMP)
 	$(BIN)/python -m indexer.settings --write-readme README.md

@@ -291,7 +291,7 @@ def build_schema() -> Schema:
 SCHEMA = build_schema()
 
 #: Fields searched by a free-text query, with their default weights (tuned by ``make eval``).
-SEARCH_FIELDS: dict[str, float] = {"question": 3.0, "title": 1.2, "breadcrumbs": 0.8, "answer": 1.0}
+SEARCH_FIELDS: dict[str, float] = {"question": 2.0, "title": 1.2, "breadcrumbs": 0.8, "answer": 1.0}
 
 
 def load_synonyms(path: Path) -> list[tuple[str, ...]]:

@@ -42,7 +42,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("reindex_token", "FAQ_REINDEX_TOKEN", "", "Bearer token for `POST /v1/reindex`; empty: reindexing over HTTP is off (404).", _optional),
     Setting("cors_origins", "FAQ_CORS_ORIGINS", "", "Comma-separated origins allowed to call the API from a browser.", _csv),
     Setting("site_url", "FAQ_SITE_URL", "", "Optional base URL that makes article links absolute (e.g. `https://example.org`).", str),
-    Setting("answer_threshold", "FAQ_ANSWER_THRESHOLD", 0.5, "Confidence below which `/v1/answer` returns `null` (chosen by `make eval`).", float),
+    Setting("answer_threshold", "FAQ_ANSWER_THRESHOLD", 0.4, "Confidence below which `/v1/answer` returns `null` (chosen by `make eval`).", float),
     Setting("cache_size", "FAQ_CACHE_SIZE", 2048, "Responses kept per worker in the LRU cache (keyed by index generation); 0 disables it.", int),
     Setting("max_query_chars", "FAQ_MAX_QUERY_CHARS", 256, "Longest accepted `q`; longer gets 400.", int),
     Setting("cache_max_age", "FAQ_CACHE_MAX_AGE", 60, "`Cache-Control: max-age` in seconds for GET responses.", int),
