@@ -159,10 +159,12 @@ class Suggester:
         joined = [" ".join(e["words"]) for e in entries]
         self.by_text = sorted(range(len(entries)), key=lambda i: (joined[i], i))
         self.sorted_text = [joined[i] for i in self.by_text]
-        ranked = sorted(range(len(entries)), key=lambda i: (len(entries[i]["words"]), i))
+        self.by_rank = sorted(range(len(entries)), key=lambda i: (len(entries[i]["words"]), i))
         self.rank = [0] * len(entries)
-        for r, i in enumerate(ranked):
+        for r, i in enumerate(self.by_rank):
             self.rank[i] = r
+        # Ranks in question-text order: the best of a prefix range is an argpartition away.
+        self.rank_by_text = np.asarray([self.rank[i] for i in self.by_text], dtype=np.int64)
         postings: dict[str, list[int]] = defaultdict(list)
         for i, entry in enumerate(entries):
             for w in dict.fromkeys(entry["words"]):
@@ -201,8 +203,13 @@ class Suggester:
             return []
         last_is_prefix = not q[-1:].isspace()
         head = " ".join(typed) + ("" if last_is_prefix else " ")
-        first = heapq.nsmallest(limit, (self.by_text[j] for j in self._starting_with(head)),
-                                key=self.rank.__getitem__)
+        span = self._starting_with(head)
+        ranks = self.rank_by_text[span.start:span.stop]
+        if len(ranks) > limit:
+            ranks = np.sort(ranks[np.argpartition(ranks, limit)[:limit]])
+        else:
+            ranks = np.sort(ranks)
+        first = [self.by_rank[r] for r in ranks.tolist()]
         if len(first) >= limit:
             return [self.entries[i] for i in first]
         complete, last = (typed[:-1], typed[-1]) if last_is_prefix else (typed, None)
