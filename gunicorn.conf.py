@@ -21,8 +21,19 @@ _host = str(_config.host)
 bind = [f"[{_host}]:{_config.port}" if ":" in _host and not _host.startswith("[") else f"{_host}:{_config.port}"]
 
 workers = max(int(_config.workers), 1)
-# "sync" for now; the worker class will be chosen from the benchmarks (bench/). Note that
-# gunicorn runs "sync" with threads > 1 as "gthread".
+# Worker class and count, chosen by measurement. A search is ~4 ms of pure-Python CPU and
+# the GIL lets one thread of a process run at a time, so throughput comes from processes,
+# one per core; threads or extra processes only add switching and memory (each worker holds
+# its own ~220 MB copy of the MedQuAD-scale generation). Measured on the 2-core machine,
+# MedQuAD index, response cache off, wrk -t1 -c8 -d6s with rotating queries (requests/s):
+#
+#   workers × threads   /healthz   /v1/search   /v1/suggest
+#   2 × 1 (sync)          4,308        372         2,306
+#   2 × 4 (gthread)       5,019        330         2,026
+#   4 × 1 (sync)          4,834        255         1,987
+#
+# So: sync workers, WEB_CONCURRENCY = cores (default 2). Sync workers need a buffering
+# proxy (nginx) in front for slow clients; FAQ_THREADS > 1 switches gunicorn to gthread.
 worker_class = "sync"
 threads = max(int(_config.threads), 1)
 
