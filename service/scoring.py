@@ -77,7 +77,7 @@ class Scorer:
         self._cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cached = 0
         self._cap = cache_postings
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the reader is not thread-safe: one user at a time
 
     # -- postings
 
@@ -179,6 +179,11 @@ class Scorer:
                     extra_weight: float = 0.0) -> dict[int, tuple[float, float]]:
         """The same ranking computed directly from Whoosh matchers, with no caching:
         {docnum: (score, coverage)} for every matching document. The reference for tests."""
+        with self._lock:
+            return self._score_plain(clauses, weights, extra_weight)
+
+    def _score_plain(self, clauses: list[Clause], weights: list[float] | None,
+                     extra_weight: float) -> dict[int, tuple[float, float]]:
         reader = self.reader
         weights = weights if weights is not None else [self.clause_weight(c) for c in clauses]
         clause_scores: list[dict[int, float]] = []
