@@ -34,7 +34,6 @@ from indexer.publish import (
     CATALOG,
     CURRENT,
     GENERATION_INFO,
-    GENERATIONS,
     current_generation,
     read_catalog,
 )
@@ -712,27 +711,32 @@ class Engine:
         return {"slug": slug, "related": out[:limit]}
 
     def _similar(self, gen: Generation, slug: str, limit: int) -> list[tuple[str, float]]:
-        """Whoosh more-like-this over the article's sections, scores summed per article."""
+        """Whoosh's more-like-this: the article's key terms (answers and questions) searched
+        for, each article scored by its best section; cached per generation."""
+        key = (slug, limit)
+        cached = gen.similar_cache.get(key)
+        if cached is not None:
+            return cached
         searcher = gen.searcher()
         docnums = list(searcher.document_numbers(slug=slug))
-        if not docnums:
-            return []
-        keys = searcher.key_terms(docnums, "answer", numterms=20)
-        keys += searcher.key_terms(docnums, "question", numterms=8)
-        if not keys:
-            return []
-        top = max(w for _, w in keys)
-        q = Or([Term("answer" if i < 20 else "question", t, boost=w / top) for i, (t, w) in enumerate(keys)])
-        scores: dict[str, float] = defaultdict(float)
-        for hit in searcher.search(q, limit=200):
-            s = hit["slug"]
-            if s != slug:
-                scores[s] = max(scores[s], hit.score)
-        if not scores:
-            return []
-        best = max(scores.values())
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        return [(s, v / best) for s, v in ranked]
+        keys = [("answer", t, w) for t, w in searcher.key_terms(docnums, "answer", numterms=20)] if docnums else []
+        keys += [("question", t, w) for t, w in searcher.key_terms(docnums, "question", numterms=8)] if docnums else []
+        ranked: list[tuple[str, float]] = []
+        if keys:
+            top = max(w for _, _, w in keys)
+            q = Or([Term(f, t, boost=w / top) for f, t, w in keys])
+            scores: dict[str, float] = defaultdict(float)
+            for hit in searcher.search(q, limit=200):
+                s = hit["slug"]
+                if s != slug:
+                    scores[s] = max(scores[s], hit.score)
+            if scores:
+                best = max(scores.values())
+                ranked = [(s, v / best) for s, v in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+        if len(gen.similar_cache) >= 4096:
+            gen.similar_cache.clear()
+        gen.similar_cache[key] = ranked
+        return ranked
 
     def status(self) -> dict:
         gen = self.generation()
@@ -834,4 +838,4 @@ def _answer_hash(text: str) -> str:
     return hashlib.sha1(" ".join(text.split()).lower().encode("utf-8")).hexdigest()
 
 
-__all__ = ["Engine", "Generation", "NoIndex", "NotFound", "Ranking", "GENERATIONS"]
+__all__ = ["Engine", "Generation", "NoIndex", "NotFound", "Ranking"]
