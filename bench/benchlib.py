@@ -211,6 +211,15 @@ def children_of(pid: int) -> list[int]:
 # --------------------------------------------------------------------------- loopback HTTP
 
 
+def count_log_errors(path: Path) -> int:
+    """Errors, tracebacks and worker timeouts in a gunicorn log."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return 0
+    return len(re.findall(r"\[(?:ERROR|CRITICAL)\]|Traceback \(most recent call last\)|WORKER TIMEOUT", text))
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -475,7 +475,7 @@ def run_http_phase(work: Path, queries, repeated: list[str], seconds: float, war
     def finish(server: bl.Server, label: str) -> None:
         boots = server.worker_boots()
         restarts = max(0, len(boots) - int(cfg.workers))
-        errors = count_log_errors(server.log_path)
+        errors = bl.count_log_errors(server.log_path)
         http["servers"].append({"label": label, "ready_s": server.started_s, "boots": boots,
                                 "restarts": restarts, "log_errors": errors})
         if errors or restarts:
@@ -531,14 +531,6 @@ def check_responses(port: int, qs: list[str]) -> None:
         status, body = bl.http_json(port, f"/v1/{ep}?q={quote_plus(qs[0])}", timeout=60)
         if status != 200 or body is None:
             raise RuntimeError(f"/v1/{ep} answered {status} before the load test: {str(body)[:300]}")
-
-
-def count_log_errors(path: Path) -> int:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return 0
-    return len(re.findall(r"\[(?:ERROR|CRITICAL)\]|Traceback \(most recent call last\)|WORKER TIMEOUT", text))
 
 
 def profile_wsgi(index: Path, endpoint: str, queries: list[str], cache: bool, budget_s: float = 10.0) -> dict:

@@ -24,7 +24,6 @@ import contextlib
 import http.client
 import json
 import random
-import re
 import shutil
 import signal
 import string
@@ -291,7 +290,7 @@ def main(argv=None) -> int:
         for t in threads:
             t.join(timeout=20)
         final_workers = server.worker_memory() if server.proc else []
-        log_errors = count_log_errors(server.log_path)
+        log_errors = bl.count_log_errors(server.log_path)
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -318,14 +317,6 @@ def corpus_questions(index: Path) -> list[str]:
     ix = whoosh_index.open_dir(str(current[1]))
     with ix.searcher() as s:
         return [f["question"] for f in s.all_stored_fields() if f.get("question")]
-
-
-def count_log_errors(path: Path) -> int:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return 0
-    return len(re.findall(r"\[(?:ERROR|CRITICAL)\]|Traceback \(most recent call last\)|WORKER TIMEOUT", text))
 
 
 def fmt_s(v: float | None) -> str:
