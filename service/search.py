@@ -403,6 +403,28 @@ def _read_articles(path: Path) -> dict[str, dict]:
 # --------------------------------------------------------------------------- engine
 
 
+SWITCH_WAIT = 0.5  # seconds the request that notices a new generation waits for it to open
+
+
+class _Loader(threading.Thread):
+    """Opens a generation in the background; ``done`` is set when it has, or has failed."""
+
+    def __init__(self, current: tuple[str, Path], ranking: Ranking, key: tuple | None):
+        super().__init__(name=f"load-{current[0]}", daemon=True)
+        self.generation_name, self.path, self.ranking, self.key = current[0], current[1], ranking, key
+        self.generation: Generation | None = None
+        self.error: Exception | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self.generation = Generation(self.generation_name, self.path, ranking=self.ranking)
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+
 @dataclass
 class Plan:
     """A query after analysis: what is searched and what is shown back."""
@@ -427,39 +449,68 @@ class Engine:
         self.ranking = ranking
         self._gen: Generation | None = None
         self._pointer_stat: tuple | None = None
+        self._loader: _Loader | None = None
+        self.switch_wait = SWITCH_WAIT
         self._lock = threading.Lock()
 
     # -- generation switching
 
     def generation(self) -> Generation:
-        """The served generation; switches to a newly published one when the pointer moved."""
+        """The served generation; switches to a newly published one when the pointer moved.
+
+        The first generation is opened before answering. A later one is opened in a
+        background thread while the old one keeps answering: the request that noticed it
+        waits up to ``switch_wait`` seconds (enough for a small corpus, so its very next
+        answer comes from the new generation), the others do not wait at all.
+        """
         try:
             st = os.stat(self.index_dir / CURRENT)
             key = (st.st_ino, st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             key = None
         gen = self._gen
-        if gen is not None and key == self._pointer_stat:
+        if gen is not None and key == self._pointer_stat and self._loader is None:
             return gen
         with self._lock:
-            if self._gen is not None and key == self._pointer_stat:
-                return self._gen
-            current = current_generation(self.index_dir)
-            if current is None:
-                if self._gen is not None:
+            loader = self._loader
+            if loader is None or not loader.done.is_set():
+                if self._gen is not None and key == self._pointer_stat and loader is None:
                     return self._gen
-                raise NoIndex(f"no index has been built in {self.index_dir}; run `faq-index build`")
-            if self._gen is None or self._gen.name != current[0]:
-                try:
-                    new = Generation(*current, ranking=self.ranking)
-                except Exception as exc:  # a broken generation must not take the service down
-                    log.error("cannot open generation %s: %s", current[0], exc)
-                    if self._gen is None:
+                current = current_generation(self.index_dir)
+                if current is None:
+                    if self._gen is not None:
+                        return self._gen
+                    raise NoIndex(f"no index has been built in {self.index_dir}; run `faq-index build`")
+                if self._gen is None:
+                    try:
+                        self._gen = Generation(*current, ranking=self.ranking)
+                    except Exception as exc:
                         raise NoIndex(f"the index generation {current[0]} cannot be opened: {exc}") from exc
+                    log.info("serving generation %s", self._gen.name)
+                    self._pointer_stat = key
                     return self._gen
-                self._gen = new
-                log.info("serving generation %s", new.name)
-            self._pointer_stat = key
+                if self._gen.name == current[0]:
+                    self._loader = None  # the pointer came back: forget a load in flight
+                    self._pointer_stat = key
+                    return self._gen
+                started = loader is None or loader.generation_name != current[0]
+                if started:
+                    loader = self._loader = _Loader(current, self.ranking, key)
+                    loader.start()
+            else:
+                started = False
+        if started:
+            loader.done.wait(self.switch_wait)
+        with self._lock:
+            if self._loader is loader and loader.done.is_set():
+                self._loader = None
+                self._pointer_stat = loader.key
+                if loader.generation is not None:
+                    self._gen = loader.generation
+                    log.info("serving generation %s", loader.generation_name)
+                else:  # a broken generation must not take the service down
+                    log.error("cannot open generation %s (still serving %s): %s",
+                              loader.generation_name, self._gen.name, loader.error)
             return self._gen
 
     # -- query analysis

@@ -1,0 +1,80 @@
+"""How a worker's Engine moves to a newly published generation: without a restart, without
+answering from a half-opened one, and without stalling requests while it opens."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from indexer.publish import CURRENT, GENERATIONS, build, publish_pointer
+from indexer.settings import load_config
+from service.search import Engine
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+OLD = "What Is Psychotherapy?"
+NEW = "What Is Zanzibar Psychotherapy?"
+
+
+@pytest.fixture
+def site(tmp_path):
+    shutil.copytree(CORPUS, tmp_path / "corpus")
+    config = load_config(env={}, corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    build(config)
+    return config
+
+
+def publish_new_heading(config) -> str:
+    page = Path(config.corpus_dir) / "goals-of-psychotherapy.html"
+    page.write_text(page.read_text(encoding="utf-8").replace(OLD, NEW), encoding="utf-8")
+    return build(config, mode="update").generation
+
+
+def top_question(engine: Engine) -> str:
+    return engine.search("zanzibar psychotherapy")["results"][0]["question"]
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_new_generation_is_served_on_the_next_request_when_it_opens_quickly(site):
+    engine = Engine(site)
+    assert top_question(engine) != NEW
+    new = publish_new_heading(site)
+    assert top_question(engine) == NEW
+    assert engine.status()["generation"] == new
+
+
+def test_requests_keep_the_old_generation_while_the_new_one_opens(site):
+    engine = Engine(site)
+    engine.switch_wait = 0.0  # as for a corpus too large to open within the wait
+    old = engine.status()["generation"]
+    new = publish_new_heading(site)
+    first = engine.status()["generation"]
+    assert first in (old, new)  # the old one unless the loader already finished
+    wait_for(lambda: engine.status()["generation"] == new)
+    assert top_question(engine) == NEW
+
+
+def test_a_generation_that_cannot_be_opened_leaves_the_old_one_serving(site, caplog):
+    engine = Engine(site)
+    old = engine.status()["generation"]
+    index_dir = Path(site.index_dir)
+    broken = index_dir / GENERATIONS / "999999-broken"
+    broken.mkdir()
+    (broken / "GENERATION.json").write_text("{}", encoding="utf-8")  # no index, no catalog
+    with caplog.at_level(logging.ERROR, logger="faq.search"):
+        publish_pointer(index_dir, broken.name)
+        wait_for(lambda: engine.status()["generation"] == old and engine._loader is None)
+    assert any("cannot open generation 999999-broken" in r.getMessage() for r in caplog.records)
+    assert engine.search("psychotherapy")["results"]
+    good = publish_new_heading(site)  # the next good publish is picked up
+    assert (index_dir / CURRENT).read_text(encoding="utf-8").strip() == good
+    wait_for(lambda: engine.status()["generation"] == good)
