@@ -342,13 +342,13 @@ class Generation:
         self._local = threading.local()
         entries = []
         self.question_terms: dict[int, tuple[str, ...]] = {}
-        self.answer_keys: dict[int, str] = {}
+        answer_keys: dict[int, str] = {}
         by_slug: dict[str, list[int]] = defaultdict(list)
         with self.ix.searcher() as s:
             self.doc_count = s.doc_count()
             for docnum, stored in s.iter_docs():
                 self.question_terms[docnum] = tuple(analyze(stored["question"]))
-                self.answer_keys[docnum] = stored["meta"].get("answer_hash") or _answer_hash(stored["answer"])
+                answer_keys[docnum] = stored["meta"].get("answer_hash") or _answer_hash(stored["answer"])
                 by_slug[stored["slug"]].append(docnum)
                 entries.append(
                     {
@@ -360,6 +360,11 @@ class Generation:
                     }
                 )
         self.docs_by_slug = {slug: np.asarray(sorted(d), dtype=np.int64) for slug, d in by_slug.items()}
+        # Sections with identical answers share an id (collapsed in results and totals).
+        ids_of: dict[str, int] = {}
+        self.answer_ids = np.full(self.ix.doc_count_all(), -1, dtype=np.int64)
+        for docnum, key in answer_keys.items():
+            self.answer_ids[docnum] = ids_of.setdefault(key, len(ids_of))
         entries.sort(key=lambda e: e["position"])
         self.suggester = Suggester.build(entries)
         self.ranking = ranking
@@ -594,7 +599,11 @@ class Engine:
 
     def _ranked(self, gen: Generation, plan: Plan, limit: int, offset: int = 0,
                 article: str | None = None) -> tuple[list[tuple[int, float, float]], int]:
-        """(docnum, score, coverage) of the requested page, and the number of matches."""
+        """(docnum, score, coverage) of the requested page, and the number of matches.
+
+        With duplicate collapsing, sections whose answers are identical count once, in
+        ``total`` too; the candidates are deepened until the page is full of distinct ones.
+        """
         if not plan.clauses:
             return [], 0
         scores, coverage = self._scores(gen, plan)
@@ -603,26 +612,32 @@ class Engine:
             keep[gen.docs_by_slug.get(article, np.empty(0, dtype=np.int64))] = True
             scores = np.where(keep, scores, 0.0)
         matched = np.flatnonzero(scores > 0)
-        total = len(matched)
-        if not total:
+        if not len(matched):
             return [], 0
+        collapse = self.ranking.collapse_duplicates
+        total = len(np.unique(gen.answer_ids[matched])) if collapse else len(matched)
         want = offset + limit
-        depth = min(total, max(self.ranking.rerank_depth, want * 2 + 10))
-        top = matched[np.argpartition(-scores[matched], depth - 1)[:depth]] if depth < total else matched
-        final = {int(d): float(scores[d]) * self._phrase_factor(gen, plan, int(d)) for d in top}
-        order = sorted(final, key=lambda d: (-final[d], d))
-        hits, seen = [], set()
-        for d in order:
-            if self.ranking.collapse_duplicates:
-                key = gen.answer_keys.get(d)
-                if key in seen:
-                    total -= 1
-                    continue
-                seen.add(key)
-            hits.append((d, final[d], float(coverage[d])))
-            if len(hits) >= want:
-                break
-        return hits[offset:want], total
+        rerank = self.ranking.rerank_depth
+        depth = max(rerank, want * 2 + 10)
+        while True:
+            ranked = _best(matched, scores, depth)  # by (-score, docnum): the same on every page
+            head = ranked[:rerank].tolist()
+            final = {d: float(scores[d]) * self._phrase_factor(gen, plan, d) for d in head}
+            # The proximity factor only raises scores, so the re-ranked head stays above the rest.
+            order = sorted(head, key=lambda d: (-final[d], d)) + ranked[rerank:].tolist()
+            hits, seen = [], set()
+            for d in order:
+                if collapse:
+                    key = int(gen.answer_ids[d])
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                hits.append((d, final.get(d, float(scores[d])), float(coverage[d])))
+                if len(hits) >= want:
+                    break
+            if len(hits) >= want or len(ranked) >= len(matched):
+                return hits[offset:want], total
+            depth *= 4
 
     def _phrase_factor(self, gen: Generation, plan: Plan, docnum: int) -> float:
         """Proximity: reward questions in which the query's words stand next to each other."""
@@ -883,6 +898,16 @@ def _edit_distance(a: str, b: str, limit: int) -> int:
             return limit + 1
         prev2, prev = prev, cur
     return prev[-1]
+
+
+def _best(matched: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """At least the ``k`` best of ``matched``, ties at the cut included, ordered by
+    (-score, docnum): deterministic, unlike a bare argpartition among equal scores."""
+    if k < len(matched):
+        values = scores[matched]
+        kth = np.partition(values, len(values) - k)[len(values) - k]
+        matched = matched[values >= kth]
+    return matched[np.lexsort((matched, -scores[matched]))]
 
 
 def _answer_hash(text: str) -> str:
