@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from bs4 import UnicodeDammit
 
@@ -129,13 +129,19 @@ def _declared_charset(sample: bytes) -> str | None:
     if not m:
         return None
     label = m.group(1).decode("ascii").lower()
+    if label.startswith(("utf-16", "utf16", "utf-32", "utf32")):
+        # A <meta> cannot truthfully declare UTF-16/32 (it would not read as ASCII): browsers
+        # take such a page as UTF-8 (WHATWG encoding sniffing), and so do we.
+        return "utf-8"
     return "windows-1252" if label in _WINDOWS_1252_LABELS else label
 
 
 def slug_for(canonical: str | None, source: str) -> str:
     """Stable slug: the canonical URL's last path segment, else the file name."""
     if canonical:
-        segments = [s for s in urlsplit(canonical).path.split("/") if s]
+        segments = [s for s in unquote(urlsplit(canonical).path).split("/") if s]
+        if segments and re.fullmatch(r"index\.html?", segments[-1], re.I):
+            segments.pop()
         if segments:
             return re.sub(r"\.html?$", "", segments[-1]).lower()
     return re.sub(r"\.html?$", "", Path(source).name).lower()
@@ -200,7 +206,7 @@ def _site_path(url: str | None) -> str | None:
 
 def link_key(url: str) -> str:
     """Normalise a URL or path for matching: no scheme, host, query, fragment, trailing slash or .html."""
-    path = urlsplit(url).path
+    path = unquote(urlsplit(url).path)
     path = re.sub(r"/index\.html?$", "", path)
     path = re.sub(r"\.html?$", "", path)
     return path.rstrip("/").lower() or "/"
@@ -210,18 +216,25 @@ class LinkMap:
     """Which URLs and paths name which article, and which hosts are this site's own."""
 
     def __init__(self, articles: Iterable[tuple[str, str, str | None, str]], site_url: str = ""):
-        self.by_key: dict[str, str] = {}
         self.hosts: set[str] = set()
         if site_url:
             self.hosts.add(urlsplit(site_url).netloc.lower())
+        # A key names the article with the strongest claim to it: its own URL (canonical)
+        # over its slug over its file name, then the first file by path. Never "whoever
+        # came first", so that an update resolves links exactly as a full build does.
+        best: dict[str, tuple[int, str, str]] = {}
         for slug, url, canonical, source in articles:
-            for key in (link_key(url), link_key("/" + slug), link_key("/" + source)):
-                self.by_key.setdefault(key, slug)
+            keys = [(0, link_key(url)), (1, link_key("/" + slug)), (2, link_key("/" + source))]
             if canonical:
-                self.by_key.setdefault(link_key(canonical), slug)
+                keys.append((0, link_key(canonical)))
                 host = urlsplit(canonical).netloc.lower()
                 if host:
                     self.hosts.add(host)
+            for rank, key in keys:
+                claim = (rank, source, slug)
+                if key not in best or claim < best[key]:
+                    best[key] = claim
+        self.by_key: dict[str, str] = {key: claim[2] for key, claim in best.items()}
 
     def resolve(self, section: int, href: str, text: str) -> ResolvedLink:
         parts = urlsplit(href)

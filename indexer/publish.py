@@ -402,13 +402,12 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
     # to decide whether their documents must be rewritten. A changed file that no longer
     # parses is not unchanged: its old documents go, as a full build would not have them.
     unchanged = {src: row for src, row in previous.items() if src in datas and src not in to_parse}
-    for row in unchanged.values():
-        report.issues += [Issue(**i) for i in row["issues"] if i["code"] != "broken-link"]
-
     entries = [(a.slug, a.url, a.canonical, a.source) for a in parsed.values()]
     entries += [(r["slug"], r["url"], r["canonical"], r["source"]) for r in unchanged.values()]
     _drop_duplicate_slugs(parsed, unchanged, report)
-    dropped = {src for src in to_parse if src in previous and src not in parsed}
+    for row in unchanged.values():
+        report.issues += [Issue(**i) for i in row["issues"] if i["code"] != "broken-link"]
+    dropped = {src for src in previous if src in datas and src not in parsed and src not in unchanged}
     report.removed = sorted(set(report.removed) | dropped)  # indexed before, not any more
     link_map = LinkMap(
         [e for e in entries if e[3] in parsed or e[3] in unchanged], config.site_url
@@ -524,18 +523,20 @@ def _parse_all(sources: list[str], datas: dict[str, bytes], config: Config, repo
 
 
 def _drop_duplicate_slugs(parsed: dict[str, Article], unchanged: dict[str, dict], report: BuildReport) -> None:
-    """Two files with one slug: the first (by path, or the one already indexed) wins."""
-    owners: dict[str, str] = {row["slug"]: src for src, row in unchanged.items()}
-    for src in sorted(parsed):
-        slug = parsed[src].slug
-        owner = owners.get(slug)
-        if owner is None:
-            owners[slug] = src
+    """Two files with one slug: the first by path wins, in a full build and an update alike
+    (a new file with an earlier path displaces an indexed one)."""
+    slugs = {src: a.slug for src, a in parsed.items()} | {src: r["slug"] for src, r in unchanged.items()}
+    owners: dict[str, str] = {}
+    for src in sorted(slugs):
+        slug = slugs[src]
+        owner = owners.setdefault(slug, src)
+        if owner == src:
             continue
         report.issues.append(
             Issue(src, f"duplicate slug {slug!r}: {owner} already uses it; this file is skipped", "error", "duplicate-slug")
         )
-        del parsed[src]
+        parsed.pop(src, None)
+        unchanged.pop(src, None)
 
 
 def _copy_generation(src: Path, dst: Path) -> None:

@@ -353,3 +353,26 @@ def test_iter_files_skips_readme_synonyms_and_hidden_files_and_recurses(tmp_path
 def test_fingerprint_ignores_key_order_but_not_values():
     assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+
+
+def test_a_meta_charset_of_utf16_on_an_ascii_compatible_page_is_read_as_utf8():
+    for tail in (b"", b" "):
+        data = ('<html><head><meta charset="utf-16"><title>Caf\u00e9</title></head><body><article>'
+                "<h2 id='a'>Caf\u00e9?</h2><p>Yes, caf\u00e9.</p></article></body></html>").encode("utf-8") + tail
+        article, issues = parse_page(data, "cafe.html")
+        assert article is not None, issues
+        assert article.sections[-1].answer == "Yes, caf\u00e9."
+
+
+@pytest.mark.parametrize(("canonical", "slug"), [
+    ("https://example.org/th%C3%A9rapie/", "th\u00e9rapie"),
+    ("https://example.org/blog/anxiety/index.html", "anxiety"),
+    ("https://example.org/blog/anxiety.html", "anxiety"),
+])
+def test_slug_from_canonical_is_decoded_and_ignores_index_html(canonical, slug):
+    assert slug_for(canonical, "whatever.html") == slug
+
+
+def test_a_link_written_unencoded_matches_a_percent_encoded_canonical():
+    link_map = LinkMap([("th\u00e9rapie", "/th%C3%A9rapie/", "https://example.org/th%C3%A9rapie/", "t.html")])
+    assert link_map.resolve(0, "https://example.org/th\u00e9rapie/", "x").slug == "th\u00e9rapie"

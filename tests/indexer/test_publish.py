@@ -561,3 +561,49 @@ def test_a_small_section_loss_is_published(built):
     edit(Path(config.corpus_dir) / GOALS, '<h3 id="coping-skills">Coping Skills</h3>', "")  # merges into its neighbour
     report = build(config, mode="update")
     assert report.published and report.sections == 45
+
+
+def test_a_link_resolves_to_the_article_whose_own_url_it_is_not_to_a_file_of_that_name(
+        config, write_page):
+    corpus = Path(config.corpus_dir)
+    write_page(corpus, "therapy.html", "Counseling", page_body("c", "Counseling"),
+               canonical="https://mypsychotherapy.example/counseling/")
+    write_page(corpus, "x.html", "Therapy", page_body("t", "Therapy"),
+               canonical="https://mypsychotherapy.example/therapy/")
+    write_page(corpus, "linker.html", "Linker",
+               '<h2 id="l">Links</h2><p>Read <a href="https://mypsychotherapy.example/therapy/">about therapy</a> '
+               "before the first session; it explains what the weekly work looks like.</p>")
+    build(config)
+    docs = documents(served(config.index_dir))
+    # x.html's canonical is /therapy/, so its slug is "therapy"; therapy.html is "counseling".
+    assert docs["linker#l"]["meta"]["related"][0]["slug"] == "therapy"
+    assert docs["linker#l"]["meta"]["related"][0]["title"] == "Therapy"
+
+
+def test_update_resolves_links_exactly_as_a_full_build_whatever_changed(
+        config, make_config, tmp_path, write_page):
+    corpus = Path(config.corpus_dir)
+    write_page(corpus, "p.html", "P", page_body("p", "Pebbles"), canonical="https://mypsychotherapy.example/zeta/")
+    write_page(corpus, "zeta.html", "Zeta", page_body("z", "Zebras"), canonical="https://mypsychotherapy.example/other/")
+    write_page(corpus, "linker.html", "Linker",
+               '<h2 id="l">Links</h2><p>See <a href="/zeta/">the zeta page</a> before the first session; '
+               "it explains what the weekly work looks like in some detail.</p>")
+    build(config)
+    write_page(corpus, "zeta.html", "Zeta", page_body("z", "Zebras and more"),
+               canonical="https://mypsychotherapy.example/other/")
+    report = build(config, mode="update")
+    assert documents(served(config.index_dir))["linker#l"]["meta"]["related"][0]["slug"] == "zeta"
+    assert_same_as_full_rebuild(config, make_config, tmp_path, report)
+
+
+def test_a_new_file_with_an_earlier_path_takes_the_slug_in_an_update_as_in_a_full_build(
+        config, make_config, tmp_path, write_page):
+    corpus = Path(config.corpus_dir)
+    write_page(corpus / "b", "foo.html", "Foo B", page_body("fb", "Bees"))
+    build(config)
+    write_page(corpus / "a", "foo.html", "Foo A", page_body("fa", "Ants"))
+    report = build(config, mode="update")
+    assert "foo#fa-one" in documents(served(config.index_dir))
+    assert "foo#fb-one" not in documents(served(config.index_dir))
+    assert [(i.source, i.code) for i in report.errors] == [("b/foo.html", "duplicate-slug")]
+    assert_same_as_full_rebuild(config, make_config, tmp_path, report)
