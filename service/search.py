@@ -504,8 +504,11 @@ class Engine:
                     loader.start()
             else:
                 started = False
-        if started:
-            loader.done.wait(self.switch_wait)
+            # An idle worker can still hold a generation that pruning has since deleted:
+            # its open files still read, but a new thread could not open a searcher on it.
+            old_gone = not self._gen.path.is_dir()
+        if started or old_gone:
+            loader.done.wait(None if old_gone else self.switch_wait)
         with self._lock:
             if self._loader is loader and loader.done.is_set():
                 self._loader = None

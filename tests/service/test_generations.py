@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -78,3 +79,17 @@ def test_a_generation_that_cannot_be_opened_leaves_the_old_one_serving(site, cap
     good = publish_new_heading(site)  # the next good publish is picked up
     assert (index_dir / CURRENT).read_text(encoding="utf-8").strip() == good
     wait_for(lambda: engine.status()["generation"] == good)
+
+
+def test_a_worker_whose_generation_was_pruned_waits_for_the_new_one(site):
+    engine = Engine(site)
+    engine.switch_wait = 0.0  # would otherwise answer from the old generation while loading
+    old_path = engine.generation().path
+    new = publish_new_heading(site)
+    shutil.rmtree(old_path)  # what pruning does after enough publishes
+    results: list = []
+    worker = threading.Thread(target=lambda: results.append(engine.search("zanzibar psychotherapy")))
+    worker.start()
+    worker.join(60)
+    assert results and results[0]["results"][0]["question"] == NEW
+    assert engine.status()["generation"] == new
