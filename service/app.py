@@ -75,8 +75,22 @@ def _unexpected(req, resp, exc: Exception, params) -> None:
     raise falcon.HTTPInternalServerError(description=_DEFAULT_DESCRIPTIONS[500])
 
 
-def api_version(document: bytes) -> str:
-    return hashlib.sha256(document).hexdigest()[:12]
+# What, besides the index generation, decides a response body: the API document, the code
+# that ranks and renders, and the settings that change answers or URLs. All go into the ETag,
+# so a deploy or a settings change never earns a stale 304.
+_RESPONSE_CODE = ("service/search.py", "service/scoring.py", "service/resources.py", "indexer/schema.py")
+_RESPONSE_SETTINGS = ("site_url", "answer_threshold", "max_query_chars")
+
+
+def api_version(document: bytes, config: Config | None = None) -> str:
+    digest = hashlib.sha256(document)
+    root = Path(__file__).resolve().parent.parent
+    for name in _RESPONSE_CODE:
+        with contextlib.suppress(OSError):
+            digest.update((root / name).read_bytes())
+    if config is not None:
+        digest.update(json.dumps({k: getattr(config, k) for k in _RESPONSE_SETTINGS}, default=str).encode())
+    return digest.hexdigest()[:12]
 
 
 class FaqApp(falcon.App):
@@ -106,7 +120,7 @@ def create_app(config: Config | None = None) -> falcon.App:
             AccessLog(),
             SecurityHeaders(),
             Cors(config.cors_origins),
-            HttpCache(engine, config.cache_max_age, api_version(document)),
+            HttpCache(engine, config.cache_max_age, api_version(document, config)),
         ],
     )
     app.req_options.strip_url_path_trailing_slash = False

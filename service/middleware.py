@@ -135,7 +135,8 @@ class HttpCache:
     """``Cache-Control`` and ``ETag`` for GET responses, ``If-None-Match`` → 304.
 
     The ETag is a hash of the served index generation, the API version (a hash of the
-    OpenAPI document), the path and the query string: the same request against the same
+    OpenAPI document, the ranking and rendering code and the settings that change answers:
+    ``service.app.api_version``), the path and the query string: the same request against the same
     generation gets the same answer, in every worker. It is weak (``W/``) because ``took_ms``
     differs from one response to the next. Resources with ``http_cache = False`` (reindex,
     health) get ``no-store``, as do all error responses and every non-GET response.

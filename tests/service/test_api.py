@@ -22,7 +22,7 @@ from service.app import create_app
 from service.middleware import truncate_address
 from service.resources import JobStore, _pid_alive, normalise_query
 
-from .conftest import ALLOWED_ORIGIN, TOKEN
+from .conftest import ALLOWED_ORIGIN, CORPUS, TOKEN, api_settings
 
 # A heading edit that a test publishes; the new heading's rare word makes it rank first.
 OLD_HEADING, NEW_HEADING = ">What Is Psychotherapy?</h2>", ">What Is Zanzibar Psychotherapy?</h2>"
@@ -778,3 +778,12 @@ def test_an_unreaped_indexer_counts_as_running_only_for_the_worker_that_will_rea
         child.wait()
     assert not _pid_alive(child.pid, owner=os.getpid())
 
+
+
+def test_etag_changes_when_a_setting_that_changes_answers_changes(shared_index):
+    a = testing.TestClient(create_app(api_settings(CORPUS, shared_index)))
+    b = testing.TestClient(create_app(api_settings(CORPUS, shared_index, site_url="https://example.org")))
+    c = testing.TestClient(create_app(api_settings(CORPUS, shared_index, answer_threshold=0.9)))
+    params = {"q": "what is psychotherapy"}
+    tags = {client.simulate_get("/v1/answer", params=params).headers["etag"] for client in (a, b, c)}
+    assert len(tags) == 3
