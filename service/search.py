@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 from whoosh import index as whoosh_index
-from whoosh.query import Or, Term
 from whoosh.spelling import ListCorrector
 
 from indexer.publish import (
@@ -360,6 +359,7 @@ class Generation:
                     }
                 )
         self.docs_by_slug = {slug: np.asarray(sorted(d), dtype=np.int64) for slug, d in by_slug.items()}
+        self.slug_of = {d: slug for slug, docs in by_slug.items() for d in docs}
         # Sections with identical answers share an id (collapsed in results and totals).
         ids_of: dict[str, int] = {}
         self.answer_ids = np.full(self.ix.doc_count_all(), -1, dtype=np.int64)
@@ -792,13 +792,19 @@ class Engine:
         keys += [("question", t, w) for t, w in searcher.key_terms(docnums, "question", numterms=8)] if docnums else []
         ranked: list[tuple[str, float]] = []
         if keys:
+            # Scored like a search (live-document statistics), each term weighted by its
+            # key-term score: an update ranks these as a full build would.
             top = max(w for _, _, w in keys)
-            q = Or([Term(f, t, boost=w / top) for f, t, w in keys])
+            total = np.zeros(gen.scorer.n_all)
+            for f, t, w in keys:
+                ids, weights = gen.scorer.postings(f, t)
+                total[ids] += (w / top) * weights
+            total[~gen.scorer.live] = 0.0
+            total[gen.docs_by_slug.get(slug, np.empty(0, dtype=np.int64))] = 0.0
             scores: dict[str, float] = defaultdict(float)
-            for hit in searcher.search(q, limit=200):
-                s = hit["slug"]
-                if s != slug:
-                    scores[s] = max(scores[s], hit.score)
+            for d in _best(np.flatnonzero(total > 0), total, 200)[:200].tolist():
+                other = gen.slug_of[d]
+                scores[other] = max(scores[other], float(total[d]))
             if scores:
                 best = max(scores.values())
                 ranked = [(s, v / best) for s, v in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
