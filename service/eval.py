@@ -226,6 +226,21 @@ def build_index(corpus_dir: Path, index_dir: Path, **overrides):
     return config, report
 
 
+def prepared_corpus(work: Path, name: str, reuse: bool, render) -> tuple[object, dict, str]:
+    """Render a data set into ``work/<name>`` and build its index — or, with ``--reuse``,
+    take an earlier run's. Returns the config, the id mapping ``render`` gave, and a note."""
+    corpus, index, mapping_file = work / name, work / f"{name}-index", work / f"{name}.json"
+    if reuse and (index / "CURRENT").exists() and mapping_file.exists():
+        return open_config(corpus, index), json.loads(mapping_file.read_text()), "index reused from an earlier run (--reuse)"
+    shutil.rmtree(corpus, ignore_errors=True)
+    shutil.rmtree(index, ignore_errors=True)
+    mapping = render(corpus)
+    mapping_file.write_text(json.dumps(mapping))
+    t0 = time.perf_counter()
+    config, built = build_index(corpus, index)
+    return config, mapping, f"built in {time.perf_counter() - t0:.0f} s ({built.sections} sections)"
+
+
 def open_config(corpus_dir: Path, index_dir: Path, **overrides):
     from indexer.settings import load_config
 
@@ -1154,16 +1169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # ---- CounselChat
             log("rendering and building CounselChat")
             questions = load_counselchat(data_dir)
-            cc_corpus, cc_index = work / "counselchat", work / "counselchat-index"
-            if args.reuse and (cc_index / "CURRENT").exists() and (work / "counselchat.json").exists():
-                cc_map = json.loads((work / "counselchat.json").read_text())
-                cc_config = open_config(cc_corpus, cc_index)
-            else:
-                shutil.rmtree(cc_corpus, ignore_errors=True)
-                shutil.rmtree(cc_index, ignore_errors=True)
-                cc_map = render_counselchat(cc_corpus, questions)
-                (work / "counselchat.json").write_text(json.dumps(cc_map))
-                cc_config, cc_report = build_index(cc_corpus, cc_index)
+            cc_config, cc_map, _ = prepared_corpus(
+                work, "counselchat", args.reuse, lambda folder: render_counselchat(folder, questions))
             cc_engine = make_engine(cc_config)
             test, val, train = (split_questions(questions, s) for s in ("test", "val", "train"))
             test_links = {q["link"] for q in test}
@@ -1196,21 +1203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if data_dir is not None and not args.skip_medquad:
             log("rendering MedQuAD")
             docs = load_medquad(data_dir)
-            mq_corpus, mq_index = work / "medquad", work / "medquad-index"
-            if args.reuse and (mq_index / "CURRENT").exists() and (work / "medquad.json").exists():
-                mq_map = json.loads((work / "medquad.json").read_text())
-                mq_config = open_config(mq_corpus, mq_index)
-                build_note = "index reused from an earlier run (--reuse)"
-            else:
-                shutil.rmtree(mq_corpus, ignore_errors=True)
-                shutil.rmtree(mq_index, ignore_errors=True)
-                mq_map = render_medquad(mq_corpus, docs)
-                (work / "medquad.json").write_text(json.dumps(mq_map))
-                log(f"building MedQuAD ({len(docs)} pages, {len(mq_map)} QA pairs)")
-                t0 = time.perf_counter()
-                mq_config, mq_report = build_index(mq_corpus, mq_index)
-                build_note = f"built in {time.perf_counter() - t0:.0f} s ({mq_report.sections} sections)"
-                log(f"MedQuAD {build_note}")
+            log(f"building MedQuAD ({len(docs)} pages)")
+            mq_config, mq_map, build_note = prepared_corpus(
+                work, "medquad", args.reuse, lambda folder: render_medquad(folder, docs))
+            log(f"MedQuAD {build_note}")
             report["medquad_info"] = f"{len(docs)} pages, {len(mq_map)} QA pairs; index {build_note}"
             section_to_qa = {v: k for k, v in mq_map.items()}
             queries = load_liveqa_queries(data_dir)
