@@ -11,7 +11,6 @@ thread its own Whoosh searcher, because searchers are not thread-safe.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import html
 import json
@@ -33,6 +32,7 @@ from indexer.publish import (
     CATALOG,
     CURRENT,
     GENERATION_INFO,
+    SYNONYMS,
     current_generation,
     read_catalog,
 )
@@ -337,7 +337,7 @@ class Generation:
             for target in art["related"]:
                 if target != slug and slug not in self.backlinks[target]:
                     self.backlinks[target].append(slug)
-        self.synonyms = Synonyms.from_file(path / "synonyms.txt")
+        self.synonyms = Synonyms.from_file(path / SYNONYMS)
         self._local = threading.local()
         entries = []
         self.question_terms: dict[int, tuple[str, ...]] = {}
@@ -347,7 +347,7 @@ class Generation:
             self.doc_count = s.doc_count()
             for docnum, stored in s.iter_docs():
                 self.question_terms[docnum] = tuple(analyze(stored["question"]))
-                answer_keys[docnum] = stored["meta"].get("answer_hash") or _answer_hash(stored["answer"])
+                answer_keys[docnum] = stored["meta"]["answer_hash"]  # written by the indexer
                 by_slug[stored["slug"]].append(docnum)
                 entries.append(
                     {
@@ -367,7 +367,6 @@ class Generation:
             self.answer_ids[docnum] = ids_of.setdefault(key, len(ids_of))
         entries.sort(key=lambda e: e["position"])
         self.suggester = Suggester.build(entries)
-        self.ranking = ranking
         self.reader = self.ix.reader()  # the scorer's own; searchers stay per thread
         self.scorer = Scorer(self.reader, ranking.fields, ranking.k1, ranking.b, ranking.coverage_power,
                              ranking.synonym_weight)
@@ -386,12 +385,6 @@ class Generation:
             s = self.ix.searcher()
             self._local.searcher = s
         return s
-
-    def close(self) -> None:
-        s = getattr(self._local, "searcher", None)
-        if s is not None:
-            s.close()
-        self.reader.close()
 
 
 def _read_articles(path: Path) -> dict[str, dict]:
@@ -525,18 +518,20 @@ class Engine:
 
     def plan(self, gen: Generation, q: str, correct: bool = True) -> Plan:
         raw_words = re.findall(r"\w+", q)
-        surface = list(dict.fromkeys(w for w in words(q) if w not in STOP_WORDS and analyze(w)))
+        term_of = {w: analyze(w) for w in dict.fromkeys(words(q)) if w not in STOP_WORDS}
+        term_of = {w: terms[0] for w, terms in term_of.items() if terms}
+        surface = list(term_of)
         if len(surface) > MAX_QUERY_TERMS:
             # Keep the most informative words rather than the first ones: a long message often
             # states its actual question last (unknown words count as the rarest).
-            df = {w: gen.scorer.doc_frequency(analyze(w)[0]) for w in surface}
+            df = {w: gen.scorer.doc_frequency(term_of[w]) for w in surface}
             keep = set(sorted(surface, key=lambda w: df[w])[:MAX_QUERY_TERMS])  # stable: ties keep order
             surface = [w for w in surface if w in keep]
         tokens: list[str] = []
         corrections: dict[str, str] = {}
         unknown: list[str] = []
         for w in surface:
-            t = analyze(w)[0]
+            t = term_of[w]
             if correct and not gen.scorer.doc_frequency(t):
                 fixed = gen.speller.correct(w)
                 fixed_terms = analyze(fixed) if fixed else []
@@ -549,8 +544,8 @@ class Engine:
         if unknown and corrections:
             # A word we cannot place suggests an off-topic question: "correcting" its
             # neighbours into unrelated corpus words ("bread" → "broad") would only mislead.
-            tokens = [analyze(w)[0] for w in surface]
-            unknown = [w for w in surface if not gen.scorer.doc_frequency(analyze(w)[0])]
+            tokens = [term_of[w] for w in surface]
+            unknown = [w for w in surface if w in corrections or w in unknown]
             corrections = {}
         tokens = list(dict.fromkeys(tokens))
         known = [t for t in tokens if gen.scorer.doc_frequency(t)]
@@ -918,9 +913,6 @@ def _best(matched: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
         matched = matched[values >= kth]
     return matched[np.lexsort((matched, -scores[matched]))]
 
-
-def _answer_hash(text: str) -> str:
-    return hashlib.sha1(" ".join(text.split()).lower().encode("utf-8")).hexdigest()
 
 
 __all__ = ["Engine", "Generation", "NoIndex", "NotFound", "Ranking"]
