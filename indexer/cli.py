@@ -15,15 +15,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from indexer.corpus import Issue, LinkMap, iter_files, parse_page, resolve_links
+from indexer.corpus import Issue, LinkMap, resolve_links
 from indexer.publish import (
     CATALOG,
     BuildError,
     BuildReport,
     build,
     current_generation,
+    drop_duplicate_slugs,
     load_generation_info,
+    parse_all,
     read_catalog,
+    read_corpus,
 )
 from indexer.settings import load_config
 
@@ -106,24 +109,12 @@ def cmd_stats(args, config) -> int:
 
 
 def validate_corpus(config) -> tuple[list[Issue], int]:
-    """Lint every file without writing anything: the same parsing as a build."""
-    corpus_dir = Path(config.corpus_dir)
-    articles, issues = [], []
-    for path in iter_files(corpus_dir):
-        source = str(path.relative_to(corpus_dir))
-        article, found = parse_page(path.read_bytes(), source, selector=config.content_selector,
-                                    max_bytes=config.max_file_bytes)
-        issues += found
-        if article is not None:
-            articles.append(article)
-    seen: dict[str, str] = {}
-    kept = []
-    for article in articles:
-        if article.slug in seen:
-            issues.append(Issue(article.source, f"duplicate slug {article.slug!r} (also {seen[article.slug]})", "error", "duplicate-slug"))
-            continue
-        seen[article.slug] = article.source
-        kept.append(article)
+    """Lint every file without writing anything: the reading, parsing and slug rules of a build."""
+    report = BuildReport(mode="validate")
+    datas = read_corpus(Path(config.corpus_dir), report)
+    parsed = parse_all(sorted(datas), datas, config, report, progress=None)
+    drop_duplicate_slugs(parsed, {}, report)
+    issues, kept = report.issues, list(parsed.values())
     link_map = LinkMap([(a.slug, a.url, a.canonical, a.source) for a in kept], config.site_url)
     for article in kept:
         resolve_links(article, link_map)

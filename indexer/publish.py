@@ -370,19 +370,23 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
     return report
 
 
-def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: dict[str, dict],
-                mode: str, report: BuildReport, progress: Callable | None) -> None:
-    files = list(iter_files(corpus_dir))
-    sources = {str(p.relative_to(corpus_dir)): p for p in files}
+def read_corpus(corpus_dir: Path, report: BuildReport) -> dict[str, bytes]:
+    """Every page's bytes by path relative to the corpus; unreadable files become issues."""
     datas: dict[str, bytes] = {}
-    to_parse: list[str] = []
-    for source, path in sources.items():
+    for path in iter_files(corpus_dir):
+        source = str(path.relative_to(corpus_dir))
         try:
-            data = path.read_bytes()
+            datas[source] = path.read_bytes()
         except OSError as exc:
             report.issues.append(Issue(source, f"cannot read the file: {exc.strerror}", "error", "unreadable"))
-            continue
-        datas[source] = data
+    return datas
+
+
+def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: dict[str, dict],
+                mode: str, report: BuildReport, progress: Callable | None) -> None:
+    datas = read_corpus(corpus_dir, report)
+    to_parse: list[str] = []
+    for source, data in datas.items():
         prev = previous.get(source)
         if prev is None:
             to_parse.append(source)
@@ -395,7 +399,7 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
         report.added = sorted(datas)
 
     t0 = time.perf_counter()
-    parsed = _parse_all(to_parse, datas, config, report, progress)
+    parsed = parse_all(to_parse, datas, config, report, progress)
     report.timings["parse"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # Unchanged articles come from the catalog: what they link to is all that is needed
@@ -404,7 +408,7 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
     unchanged = {src: row for src, row in previous.items() if src in datas and src not in to_parse}
     entries = [(a.slug, a.url, a.canonical, a.source) for a in parsed.values()]
     entries += [(r["slug"], r["url"], r["canonical"], r["source"]) for r in unchanged.values()]
-    _drop_duplicate_slugs(parsed, unchanged, report)
+    drop_duplicate_slugs(parsed, unchanged, report)
     for row in unchanged.values():
         report.issues += [Issue(**i) for i in row["issues"] if i["code"] != "broken-link"]
     dropped = {src for src in previous if src in datas and src not in parsed and src not in unchanged}
@@ -424,8 +428,7 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
             new = link_map.resolve(lk["section"], lk["href"], lk["text"])
             title, url = targets.get(new.slug, ("", "")) if new.slug else ("", "")
             if (new.kind, new.slug, title, url) != (lk["kind"], lk["slug"], lk["title"], lk["url"]):
-                article, issues = parse_page(datas[src], src, selector=config.content_selector,
-                                             max_bytes=config.max_file_bytes)
+                article, issues = _parse_one((datas[src], src, config.content_selector, config.max_file_bytes))
                 report.issues = [i for i in report.issues if i.source != src]
                 report.issues += issues
                 if article is not None:
@@ -498,7 +501,7 @@ def _parse_one(args: tuple[bytes, str, str | None, int | None]):
     return parse_page(data, source, selector=selector, max_bytes=max_bytes)
 
 
-def _parse_all(sources: list[str], datas: dict[str, bytes], config: Config, report: BuildReport,
+def parse_all(sources: list[str], datas: dict[str, bytes], config: Config, report: BuildReport,
                progress: Callable | None) -> dict[str, Article]:
     """Parse pages, in one process per core when there are many (parsing is pure)."""
     parsed: dict[str, Article] = {}
@@ -522,7 +525,7 @@ def _parse_all(sources: list[str], datas: dict[str, bytes], config: Config, repo
     return parsed
 
 
-def _drop_duplicate_slugs(parsed: dict[str, Article], unchanged: dict[str, dict], report: BuildReport) -> None:
+def drop_duplicate_slugs(parsed: dict[str, Article], unchanged: dict[str, dict], report: BuildReport) -> None:
     """Two files with one slug: the first by path wins, in a full build and an update alike
     (a new file with an earlier path displaces an indexed one)."""
     slugs = {src: a.slug for src, a in parsed.items()} | {src: r["slug"] for src, r in unchanged.items()}
