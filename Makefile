@@ -8,12 +8,17 @@ PORT   ?= 8000
 export FAQ_CORPUS_DIR ?= corpus
 export FAQ_INDEX_DIR  ?= var/index
 
-.PHONY: install index run test lint eval bench soak clean settings-doc
+AXE    := $(VENV)/npm-tools/node_modules/axe-core/axe.min.js
 
-$(STAMP): pyproject.toml
+.PHONY: install index run test lint eval bench soak clean settings-doc lock browser-tools
+
+# Exact versions (with hashes) from requirements.lock, the ones the reports were measured
+# with; then the project itself without its dependencies. `make lock` refreshes the lock.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,7 +37,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 eval: $(STAMP)
-	$(BIN)/python -m service.eval
+	$(BIN)/python -m eval.quality
 
 # `make bench BENCH_ARGS=--quick` to try things; see `python bench/run.py --help`.
 bench: $(STAMP)
@@ -43,6 +48,17 @@ soak: $(STAMP)
 
 settings-doc: $(STAMP)
 	$(BIN)/python -m indexer.settings --write-readme README.md
+
+# Regenerate requirements.lock from pyproject.toml's ranges (pip-tools in its own venv).
+lock:
+	test -x $(VENV)-lock/bin/pip-compile || ($(PYTHON) -m venv $(VENV)-lock && $(VENV)-lock/bin/pip install --quiet pip-tools)
+	$(VENV)-lock/bin/pip-compile --quiet --extra test --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+
+# axe-core for the accessibility checks of the browser tests (tests/browser).
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/npm-tools axe-core@4
+browser-tools: $(STAMP) $(AXE)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache .hypothesis

@@ -4,14 +4,22 @@ Every value comes from the settings table (``indexer/settings.py``) through ``lo
 so the environment variables documented in the README are the only knobs:
 ``HOST``/``PORT`` (bind), ``WEB_CONCURRENCY`` (workers), ``FAQ_THREADS`` (threads per worker),
 ``FAQ_LOG_LEVEL``.
+
+Client addresses never reach a log in full: the app's access log truncates them
+(``service.middleware.truncate_address``), and ``ClientAddressFilter`` below applies the same
+truncation to gunicorn's own error log ("Invalid request from ip=1.2.3.4: ...").
 """
 
+import ipaddress
+import logging
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `indexer` and `service` importable
 
 from indexer.settings import load_config  # noqa: E402
+from service.middleware import truncate_address  # noqa: E402
 
 _config = load_config()
 
@@ -65,13 +73,55 @@ accesslog = None
 errorlog = "-"
 loglevel = str(_config.log_level).lower()
 
+_IPV4 = r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?!\.?\d)"
+_IPV6 = r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?(?:%[\w.-]+)?(?![\w.])"
+_ADDRESS = re.compile(f"{_IPV6}|{_IPV4}")
+
+
+def _truncated(match: re.Match) -> str:
+    text = match.group(0)
+    # "ip=::1: Invalid request" matches with the message's own colon: try without it.
+    for candidate in (text, text.rstrip(":")):
+        try:
+            ipaddress.ip_address(candidate.split("%", 1)[0])
+        except ValueError:
+            continue
+        return truncate_address(candidate) + text[len(candidate):]
+    return text  # not an address (a time such as 10:48:47, a version number...)
+
+
+def truncate_addresses(text: str) -> str:
+    """Every IPv4/IPv6 literal in ``text`` replaced by its network, as the access log shows it."""
+    return _ADDRESS.sub(_truncated, text)
+
+
+class ClientAddressFilter(logging.Filter):
+    """Rewrites a record's message (its format and arguments, and the text of an exception)
+    so that every IP address in it is truncated like the access log's ``client``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: let logging report it as usual
+            return True
+        cleaned = truncate_addresses(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = truncate_addresses(record.exc_text)
+        return True
+
+
 _level = str(_config.log_level).upper()
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "root": {"level": "WARNING", "handlers": ["stderr"]},
     "loggers": {
-        "gunicorn.error": {"level": _level, "handlers": ["stderr"], "propagate": False, "qualname": "gunicorn.error"},
+        "gunicorn.error": {"level": _level, "handlers": ["stderr"], "filters": ["client_addresses"], "propagate": False,
+                           "qualname": "gunicorn.error"},
         # logconfig_dict would otherwise switch gunicorn's access log back on.
         "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False, "qualname": "gunicorn.access"},
         "faq.access": {"level": _level, "handlers": ["access"], "propagate": False},
@@ -79,8 +129,12 @@ logconfig_dict = {
     },
     "handlers": {
         "access": {"class": "logging.StreamHandler", "formatter": "json_line", "stream": "ext://sys.stdout"},
-        "stderr": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"},
+        # The filter on the handler too: it covers the `faq` loggers and anything that propagates to root.
+        "stderr": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr",
+                   "filters": ["client_addresses"]},
     },
+    # A callable (not a dotted path) for "()": this file is not an importable module.
+    "filters": {"client_addresses": {"()": ClientAddressFilter}},
     "formatters": {
         "json_line": {"format": "%(message)s", "class": "logging.Formatter"},
         "generic": {

@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import benchlib as bl  # noqa: E402
 
+from eval.reports import with_marker  # noqa: E402
+
 ROOT = bl.ROOT
 DOC = ROOT / "docs" / "soak.md"
 MIX = (("search", 40), ("suggest", 30), ("answer", 20), ("readyz", 5), ("healthz", 5))
@@ -300,7 +302,7 @@ def main(argv=None) -> int:
     text = render(args, result)
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text, encoding="utf-8")
+        args.output.write_text(with_marker(text), encoding="utf-8")
         log(f"wrote {args.output}")
     print(text)
     return 0 if result["ok"] else 1

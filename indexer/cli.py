@@ -1,13 +1,16 @@
 """``faq-index``: build, update, inspect and lint the search index from the command line.
 
-Exit codes: 0 success; 1 failed (or, for ``validate``, problems found); 2 usage error;
-3 another build holds the lock; 4 publish refused by the section-loss safety check.
+Exit codes are ``indexer.exitcodes.ExitCode``: 0 success; 1 failed (or, for ``validate``,
+problems found); 2 usage error; 3 another build holds the lock; 4 refused by the section-loss
+safety check.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -16,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from indexer.corpus import Issue, LinkMap, resolve_links
+from indexer.exitcodes import ExitCode
 from indexer.publish import (
     CATALOG,
     BuildError,
@@ -29,8 +33,6 @@ from indexer.publish import (
     read_corpus,
 )
 from indexer.settings import load_config
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_REFUSED = 0, 1, 2, 3, 4
 
 
 def _progress(label: str):
@@ -73,7 +75,7 @@ def cmd_build(args, config, mode: str) -> int:
             for label, items in (("rewritten", report.rewritten), ("removed", report.removed)):
                 if items:
                     print(f"  {label}: {', '.join(items)}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_stats(args, config) -> int:
@@ -81,7 +83,7 @@ def cmd_stats(args, config) -> int:
     current = current_generation(index_dir)
     if current is None:
         print(f"no generation has been published in {index_dir}; run `faq-index build`", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     info = load_generation_info(current[1])
     catalog = read_catalog(current[1] / CATALOG)
     size = sum(p.stat().st_size for p in current[1].iterdir() if p.is_file())
@@ -96,7 +98,7 @@ def cmd_stats(args, config) -> int:
     }
     if args.json:
         print(json.dumps(stats, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     print(f"generation {stats['generation']} (created {stats['created']}), {size / 1e6:.2f} MB")
     links = stats["links"]
     print(
@@ -105,13 +107,13 @@ def cmd_stats(args, config) -> int:
     )
     for slug, n in sorted(stats["per_article"].items()):
         print(f"  {slug}: {n} sections")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def validate_corpus(config) -> tuple[list[Issue], int]:
     """Lint every file without writing anything: the reading, parsing and slug rules of a build."""
     report = BuildReport(mode="validate")
-    datas = read_corpus(Path(config.corpus_dir), report)
+    datas = read_corpus(Path(config.corpus_dir), report, config.max_file_bytes)
     parsed = parse_all(sorted(datas), datas, config, report, progress=None)
     drop_duplicate_slugs(parsed, {}, report)
     issues, kept = report.issues, list(parsed.values())
@@ -142,7 +144,20 @@ def cmd_validate(args, config) -> int:
             print(f"  {issue}")
         print(f"{n} articles checked in {time.perf_counter() - started:.2f} s: "
               f"{len(failures)} problem(s) to fix, {len(issues) - len(failures)} other warning(s)")
-    return EXIT_FAILED if failures else EXIT_OK
+    return ExitCode.FAILED if failures else ExitCode.OK
+
+
+_WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an I/O failure: what could not be done, to which path, and why."""
+    what = "cannot write" if exc.errno in _WRITE_ERRORS else "cannot access"
+    cause = exc.strerror or str(exc)
+    if exc.filename is None:
+        return f"{what} a file: {cause}"
+    target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+    return f"{what} {target}: {cause}"
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -176,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(**overrides)
     except ValueError as exc:
         print(f"faq-index: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         if args.command in ("build", "update"):
             return cmd_build(args, config, "full" if args.command == "build" else "update")
@@ -186,9 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as exc:
         print(f"faq-index: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        print(f"faq-index: {describe_os_error(exc)}", file=sys.stderr)
+        return ExitCode.FAILED
+    except sqlite3.Error as exc:
+        print(f"faq-index: cannot use the index catalog in {config.index_dir}: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
     except KeyboardInterrupt:
         print("faq-index: interrupted; the served generation is unchanged", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
 
 
 if __name__ == "__main__":

@@ -8,13 +8,16 @@ stop a build or touch the index being served.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
+import os
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from bs4 import UnicodeDammit
 
@@ -76,15 +79,69 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def iter_files(corpus_dir: Path) -> Iterator[Path]:
-    """Every file of the corpus that could be a page, in a stable order."""
-    for path in sorted(corpus_dir.rglob("*")):
-        if path.is_file() and path.name not in IGNORED_NAMES and not path.name.startswith("."):
-            yield path
+def iter_files(corpus_dir: Path, issues: list[Issue] | None = None) -> Iterator[Path]:
+    """Every file of the corpus that could be a page, in a stable order.
+
+    Symbolic links are followed only while their real path stays inside the corpus folder:
+    ``ln -s /etc/passwd corpus/x.html`` must not publish the password file. Such links are
+    skipped with an ``outside-corpus`` warning in ``issues``; hidden names and links that
+    lead back to a folder already walked are skipped silently.
+    """
+    root = corpus_dir.resolve()
+    seen = {root}
+    found: list[Path] = []
+    stack = [corpus_dir]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            if issues is not None:
+                issues.append(Issue(str(folder.relative_to(corpus_dir)), f"cannot read the folder: {exc.strerror}",
+                                    "error", "unreadable"))
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name in IGNORED_NAMES:
+                continue
+            path = Path(entry.path)
+            real = path.resolve() if entry.is_symlink() else None
+            if real is not None and not real.is_relative_to(root):
+                if issues is not None:
+                    issues.append(Issue(str(path.relative_to(corpus_dir)),
+                                        f"symbolic link to {real}, outside the corpus folder; skipped",
+                                        code="outside-corpus"))
+                continue
+            try:
+                if entry.is_dir():
+                    real = real or path.resolve()
+                    if real not in seen:
+                        seen.add(real)
+                        stack.append(path)
+                elif entry.is_file():
+                    found.append(path)
+            except OSError:
+                continue
+    yield from sorted(found)
+
+
+#: Control characters (but tab, newline, form feed, carriage return) and U+FFFD: a page whose
+#: text is more than ``_MAX_JUNK_SHARE`` of these is binary data that happened to decode.
+_JUNK = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
+_MAX_JUNK_SHARE = 0.05
 
 
 def decode(data: bytes, source: str) -> tuple[str | None, list[Issue]]:
     """Bytes to text, trusting a BOM or declared charset unless it is plainly wrong."""
+    text, issues = _decode(data, source)
+    if text is not None:
+        junk = len(_JUNK.findall(text))
+        if junk > _MAX_JUNK_SHARE * max(len(text) - text.count(" "), 1):
+            return None, issues + [Issue(source, f"the text is {junk / len(text):.0%} control or replacement "
+                                                 "characters: binary data, not HTML", "error", "binary")]
+    return text, issues
+
+
+def _decode(data: bytes, source: str) -> tuple[str | None, list[Issue]]:
     issues: list[Issue] = []
     if not data.strip():
         return None, [Issue(source, "the file is empty", "error", "empty")]
@@ -92,6 +149,10 @@ def decode(data: bytes, source: str) -> tuple[str | None, list[Issue]]:
     if b"\x00" in sample and not sample.startswith((b"\xff\xfe", b"\xfe\xff")):
         return None, [Issue(source, "the file is binary, not HTML", "error", "binary")]
     declared = _declared_charset(sample)
+    if declared and not _browser_codec(declared):
+        issues.append(Issue(source, f"declared encoding {declared!r} is not one browsers support; detected instead",
+                            code="encoding"))
+        declared = None
     if declared:
         try:
             return data.decode(declared), issues
@@ -120,6 +181,25 @@ _WINDOWS_1252_LABELS = {
 }
 
 
+#: Python codecs of the encodings of the WHATWG Encoding Standard (what browsers decode).
+#: A label Python knows but browsers do not (UTF-7, EBCDIC, rot13, hz...) is ignored as an
+#: unknown one is: UTF-7 would turn harmless-looking ``+ADw-script+AD4-`` into ``<script>``.
+_BROWSER_CODECS = frozenset({
+    "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "cp866", "iso8859-2", "iso8859-3", "iso8859-4",
+    "iso8859-5", "iso8859-6", "iso8859-7", "iso8859-8", "iso8859-10", "iso8859-13", "iso8859-14",
+    "iso8859-15", "iso8859-16", "koi8-r", "koi8-u", "mac-roman", "mac-cyrillic", "cp874", "cp1250",
+    "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258", "gbk", "gb18030",
+    "big5", "big5hkscs", "euc_jp", "iso2022_jp", "shift_jis", "cp932", "euc_kr", "cp949",
+})
+
+
+def _browser_codec(label: str) -> bool:
+    try:
+        return codecs.lookup(label).name in _BROWSER_CODECS
+    except LookupError:
+        return True  # unknown to Python as well: decoding fails and says so, as before
+
+
 def _declared_charset(sample: bytes) -> str | None:
     if sample.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
@@ -136,20 +216,77 @@ def _declared_charset(sample: bytes) -> str | None:
     return "windows-1252" if label in _WINDOWS_1252_LABELS else label
 
 
+MAX_SLUG_CHARS = 100
+#: What a slug is made of: it goes into URLs, HTML and the ``/v1/faqs/{slug}`` route unescaped.
+SLUG_PATTERN = re.compile(r"[a-z0-9_]+(?:-[a-z0-9_]+)*")
+
+
+def safe_slug(text: str) -> str:
+    """``text`` as lowercase ASCII letters, digits and underscores joined by single hyphens
+    (accents folded, everything else a separator; underscores kept so that existing file
+    names keep their slugs); empty when nothing of it is ASCII."""
+    folded = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return re.sub(r"[^a-z0-9_]+", "-", folded.lower()).strip("-")[:MAX_SLUG_CHARS].strip("-")
+
+
 def slug_for(canonical: str | None, source: str) -> str:
-    """Stable slug: the canonical URL's last path segment, else the file name."""
+    """Stable slug: the canonical URL's last path segment, else the file name, made safe
+    (``SLUG_PATTERN``); a hash of the file name when neither has an ASCII letter or digit."""
+    candidates = []
     if canonical:
-        segments = [s for s in unquote(urlsplit(canonical).path).split("/") if s]
+        segments = [unquote(s) for s in urlsplit(canonical).path.split("/") if s]
         if segments and re.fullmatch(r"index\.html?", segments[-1], re.I):
             segments.pop()
         if segments:
-            return re.sub(r"\.html?$", "", segments[-1]).lower()
-    return re.sub(r"\.html?$", "", Path(source).name).lower()
+            candidates.append(re.sub(r"\.html?$", "", segments[-1], flags=re.I))
+    candidates.append(re.sub(r"\.html?$", "", Path(source).name, flags=re.I))
+    for candidate in candidates:
+        slug = safe_slug(candidate)
+        if slug:
+            break
+    else:
+        slug = "article-" + sha256(source.encode("utf-8"))[:12]
+    assert SLUG_PATTERN.fullmatch(slug), slug
+    return slug
 
 
-def parse_page(data: bytes, source: str, *, selector: str | None = None,
-               max_bytes: int | None = None) -> tuple[Article | None, list[Issue]]:
-    """One file's bytes to an article with unresolved links (pure: no file access)."""
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+
+
+def site_canonical(raw: str | None, site_url: str = "") -> tuple[str | None, str | None]:
+    """(canonical URL, None) when ``raw`` names a page of this site, else (None, why not).
+
+    Read as a browser reads it (controls trimmed, tabs and newlines removed), it must be an
+    http(s) URL, on the host of ``site_url`` when that is set, or a path starting with one
+    ``/``. Scheme-relative (``//host``) and backslash (``/\\host``) forms are refused:
+    browsers take both to another host.
+    """
+    if not raw:
+        return None, None
+    url = raw.strip(_C0_OR_SPACE).replace("\t", "").replace("\n", "").replace("\r", "")
+    if "\\" in url:
+        return None, "has a backslash"
+    parts = urlsplit(url)
+    if parts.scheme:
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            return None, "is not an http(s) URL"
+        site_host = urlsplit(site_url).hostname if site_url else None
+        if site_host and parts.hostname != site_host:
+            return None, f"is on another host than the site ({site_host})"
+    elif not url.startswith("/") or url.startswith("//"):
+        return None, "is neither an http(s) URL nor a path starting with /"
+    if parts.path.startswith("//"):
+        return None, "has a path starting with //"
+    return url, None
+
+
+def parse_page(data: bytes, source: str, *, selector: str | None = None, max_bytes: int | None = None,
+               site_url: str = "", max_sections: int | None = None) -> tuple[Article | None, list[Issue]]:
+    """One file's bytes to an article with unresolved links (pure: no file access).
+
+    Over ``max_sections`` sections, the text of the others (headings and answers) joins the
+    last kept section, so that it stays searchable without one page flooding the index.
+    """
     if max_bytes is not None and len(data) > max_bytes:
         return None, [Issue(source, f"file is {len(data):,} bytes, over the {max_bytes:,}-byte cap", "error", "too-large")]
     if Path(source).suffix.lower() not in HTML_SUFFIXES:
@@ -170,9 +307,18 @@ def parse_page(data: bytes, source: str, *, selector: str | None = None,
     if not result.sections:
         issues.append(Issue(source, "no text found in the main content", "error", "empty"))
         return None, issues
-    slug = slug_for(ex.canonical, source)
-    url = _site_path(ex.canonical) or f"/{slug}/"
-    base = ex.canonical or "/" + source  # relative links resolve like the file's own location
+    if max_sections is not None and len(result.sections) > max_sections:
+        extra = len(result.sections) - max_sections
+        _merge_tail(result.sections, max_sections)
+        issues.append(Issue(source, f"{max_sections + extra} sections, over the cap of {max_sections} "
+                                    f"(FAQ_MAX_SECTIONS_PER_ARTICLE): the text of the last {extra} joins "
+                                    f"section #{result.sections[-1].anchor}", code="too-many-sections"))
+    canonical, problem = site_canonical(ex.canonical, site_url)
+    if problem:
+        issues.append(Issue(source, f"canonical URL {ex.canonical!r} {problem}; ignored", code="canonical-url"))
+    slug = slug_for(canonical, source)
+    url = _site_path(canonical) or f"/{slug}/"
+    base = canonical or "/" + source  # relative links resolve like the file's own location
     raw_links = []
     for section in result.sections:
         for link in section.links:
@@ -186,7 +332,7 @@ def parse_page(data: bytes, source: str, *, selector: str | None = None,
         sha256=sha256(data),
         title=result.title,
         url=url,
-        canonical=ex.canonical,
+        canonical=canonical,
         description=ex.description,
         published=ex.published,
         modified=ex.modified,
@@ -197,11 +343,22 @@ def parse_page(data: bytes, source: str, *, selector: str | None = None,
     return article, issues
 
 
+def _merge_tail(sections: list[Section], keep: int) -> None:
+    """Fold ``sections[keep:]`` into ``sections[keep - 1]``: their headings and answers as text."""
+    last = sections[keep - 1]
+    for section in sections[keep:]:
+        last.answer += f"\n\n{section.question}\n\n{section.answer}"
+        last.links.extend(section.links)
+    del sections[keep:]
+
+
 def _site_path(url: str | None) -> str | None:
+    """The path of an (already checked) canonical URL, percent-encoded where it is not
+    URL-safe so that it can go into HTML and JSON as it is."""
     if not url:
         return None
     path = urlsplit(url).path
-    return path or "/"
+    return quote(path, safe="/%-._~!$*+,;=:@") or "/"
 
 
 def link_key(url: str) -> str:

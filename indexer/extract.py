@@ -1,4 +1,4 @@
-"""Main-content extraction and page metadata for the site's HTML articles.
+"""Main-content extraction for the site's HTML articles (page metadata: ``indexer.metadata``).
 
 Why this module exists: the indexer must index what an article *says*, not the site chrome
 around it (menus, cookie banners, share buttons, sidebars, footers). Indexing chrome makes
@@ -27,7 +27,6 @@ Everything here is a pure function of the HTML (no I/O) and never raises.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings as _warnings
 from collections.abc import Container, Iterator
@@ -44,6 +43,8 @@ from bs4 import (
     XMLParsedAsHTMLWarning,
 )
 from bs4.element import CData, Declaration, Doctype, PageElement, ProcessingInstruction
+
+from indexer.metadata import METADATA_KEYS, attr_str, choose_title, first_time, norm, read_metadata
 
 __all__ = ["Extraction", "extract", "extract_text"]
 
@@ -183,23 +184,11 @@ _CMS_CONTAINERS = (
     ("class", "content"),
 )
 
-_ARTICLE_TYPES = frozenset(
-    "article newsarticle blogposting medicalwebpage webpage scholarlyarticle report "
-    "techarticle medicalscholarlyarticle analysisnewsarticle reportagenewsarticle "
-    "socialmediaposting liveblogposting faqpage qapage aboutpage".split()
-)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _attr_str(tag: Tag, name: str) -> str:
-    value = tag.attrs.get(name) if tag.attrs else None
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return " ".join(str(v) for v in value)
-    return str(value)
 
 
 # Page builders put their framework classes on every block ("elementor-widget-text-editor",
@@ -218,13 +207,13 @@ def _hint_classes(tag: Tag) -> str:
 
 
 def _match_string(tag: Tag) -> str:
-    return _hint_classes(tag) + " " + _attr_str(tag, "id")
+    return _hint_classes(tag) + " " + attr_str(tag, "id")
 
 
 def _class_weight(tag: Tag) -> int:
     """Readability's class/id hint: +25 for content-like names, -25 for chrome-like."""
     weight = 0
-    for value in (_hint_classes(tag), _attr_str(tag, "id")):
+    for value in (_hint_classes(tag), attr_str(tag, "id")):
         if value:
             if _RE_NEGATIVE.search(value):
                 weight -= 25
@@ -233,12 +222,8 @@ def _class_weight(tag: Tag) -> int:
     return weight
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _text(tag: Tag) -> str:
-    return _norm(tag.get_text(" "))
+    return norm(tag.get_text(" "))
 
 
 def _is_hidden(tag: Tag) -> bool:
@@ -250,7 +235,7 @@ def _is_hidden(tag: Tag) -> bool:
         # hidden="until-found" is collapsed but searchable text (accordions, FAQ answers).
         return str(hidden).strip().lower() != "until-found"
     if str(attrs.get("aria-hidden", "")).strip().lower() == "true":
-        return "fallback-image" not in _attr_str(tag, "class")
+        return "fallback-image" not in attr_str(tag, "class")
     style = attrs.get("style")
     return bool(style) and bool(_RE_HIDDEN_STYLE.search(str(style)))
 
@@ -262,7 +247,7 @@ def _parts(value: str) -> list[str]:
 def _widget_word(tag: Tag) -> tuple[str, str] | None:
     """(strength, word) of the widget word that a class or the id of ``tag`` carries."""
     names = list(tag.attrs.get("class") or []) if tag.attrs else []
-    ident = _attr_str(tag, "id")
+    ident = attr_str(tag, "id")
     if ident:
         names.append(ident)
     for name in names:
@@ -341,242 +326,6 @@ def _own_tree(nodes: list[Tag], wrap: bool) -> Tag:
     return div
 
 
-# --------------------------------------------------------------------------- metadata
-
-
-def _meta_values(soup: BeautifulSoup) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for meta in soup.find_all("meta"):
-        content = meta.get("content")
-        if content is None:
-            continue
-        content = _norm(str(content))
-        if not content:
-            continue
-        keys: list[str] = []
-        for attr in ("property", "name", "itemprop"):
-            raw = _attr_str(meta, attr).strip().lower()
-            if raw:
-                keys.extend(raw.split())
-        for key in keys:
-            key = key.replace("dc.", "dc:").replace("dcterms.", "dcterms:")
-            values.setdefault(key, content)
-    return values
-
-
-def _loads_lenient(raw: str) -> Any:
-    raw = raw.strip()
-    raw = re.sub(r"^\s*(<!--|//\s*<!\[CDATA\[|<!\[CDATA\[)", "", raw)
-    raw = re.sub(r"(-->|//\s*\]\]>|\]\]>)\s*$", "", raw).strip()
-    try:
-        return json.loads(raw, strict=False)
-    except (ValueError, RecursionError):
-        pass
-    fixed = re.sub(r",\s*([}\]])", r"\1", raw)  # trailing commas
-    try:
-        return json.loads(fixed, strict=False)
-    except (ValueError, RecursionError):
-        pass
-    try:  # several objects glued together, or junk after the first one
-        obj, _ = json.JSONDecoder(strict=False).raw_decode(fixed)
-        return obj
-    except (ValueError, RecursionError):
-        return None
-
-
-def _jsonld_objects(data: Any, depth: int = 0) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    if depth > 6:
-        return found
-    if isinstance(data, list):
-        for item in data:
-            found.extend(_jsonld_objects(item, depth + 1))
-    elif isinstance(data, dict):
-        found.append(data)
-        graph = data.get("@graph")
-        if isinstance(graph, (list, dict)):
-            found.extend(_jsonld_objects(graph, depth + 1))
-        main = data.get("mainEntity") or data.get("mainEntityOfPage")
-        if isinstance(main, dict):
-            found.extend(_jsonld_objects(main, depth + 1))
-    return found
-
-
-def _jsonld_types(obj: dict[str, Any]) -> set[str]:
-    kind = obj.get("@type")
-    kinds = kind if isinstance(kind, list) else [kind]
-    return {str(k).lower().rsplit("/", 1)[-1] for k in kinds if isinstance(k, str)}
-
-
-def _jsonld(soup: BeautifulSoup) -> dict[str, str]:
-    """Article fields from JSON-LD; tolerant of broken JSON and ``@graph`` lists."""
-    best: dict[str, Any] | None = None
-    best_rank = 99
-    for script in soup.find_all("script"):
-        kind = _attr_str(script, "type").lower()
-        if "ld+json" not in kind:
-            continue
-        data = _loads_lenient(script.string or script.get_text() or "")
-        for obj in _jsonld_objects(data):
-            types = _jsonld_types(obj)
-            if not types & _ARTICLE_TYPES:
-                continue
-            rank = 0 if any(t.endswith(("article", "posting")) for t in types) else 1
-            if rank < best_rank:
-                best, best_rank = obj, rank
-    if best is None:
-        return {}
-    out: dict[str, str] = {}
-    publisher = best.get("publisher")
-    if isinstance(publisher, dict) and isinstance(publisher.get("name"), str):
-        out["publisher"] = _norm(publisher["name"])
-    for key in ("headline", "name", "description", "datePublished", "dateModified", "url"):
-        value = best.get(key)
-        if isinstance(value, list) and value:
-            value = value[0]
-        if isinstance(value, (str, int, float)) and str(value).strip():
-            out[key] = _norm(str(value))
-    return out
-
-
-def _first_time(root: Tag | None) -> str | None:
-    if root is None:
-        return None
-    for time in root.find_all("time"):
-        value = _attr_str(time, "datetime").strip()
-        if value:
-            return value
-    return None
-
-
-_RE_TITLE_SEP = re.compile(r"\s+[|\-\u2013\u2014:\u00bb/\\>\u00b7\u2022]\s+")
-
-
-def _words(text: str) -> int:
-    return len(text.split())
-
-
-def _clean_title(raw: str, headings: list[str]) -> str:
-    """Drop a trailing (or leading) ' | Site' / ' - Site' part of a <title>."""
-    title = _norm(raw)
-    if not title:
-        return ""
-    low = title.lower()
-    for heading in headings:  # the page's own heading is the best title when it matches
-        if heading and len(heading) >= 6 and heading.lower() in low:
-            return heading
-    parts = _RE_TITLE_SEP.split(title)
-    if len(parts) < 2:
-        return title
-    seps = _RE_TITLE_SEP.findall(title)
-    head = title[: title.rfind(seps[-1])].strip()
-    if _words(head) >= 3:
-        return head
-    tail = title[title.find(seps[0]) + len(seps[0]) :].strip()
-    if _words(tail) >= 3 and _words(parts[0]) <= 2:
-        return tail
-    return title
-
-
-def _metadata(soup: BeautifulSoup) -> dict[str, Any]:
-    meta = _meta_values(soup)
-    ld = _jsonld(soup)
-    title_tag = next(  # not an SVG icon's <title>
-        (t for t in soup.find_all("title") if t.find_parent("svg") is None), None
-    )
-    html = soup.find("html")
-    canonical = None
-    for link in soup.find_all("link"):
-        rels = [r.lower() for r in _attr_str(link, "rel").split()]
-        href = _attr_str(link, "href").strip()
-        if "canonical" in rels and href:
-            canonical = href
-            break
-    lang = _attr_str(html, "lang").strip() if isinstance(html, Tag) else ""
-    if not lang:
-        lang = meta.get("content-language", "") or meta.get("dc:language", "")
-    title_tag_text = _norm(title_tag.get_text(" ")) if title_tag is not None else ""
-    ld_title = ld.get("headline") or ld.get("name") or ""
-    if ld.get("headline") and ld.get("name") and ld["headline"] != ld["name"]:
-        # Some pages put a summary in one of them: keep the one closer to <title>.
-        ref = title_tag_text or meta.get("og:title") or meta.get("twitter:title") or ""
-        if _overlap(ref, ld["name"]) > _overlap(ref, ld["headline"]):
-            ld_title = ld["name"]
-    return {
-        "meta_title": ld_title
-        or meta.get("dc:title")
-        or meta.get("dcterms:title")
-        or meta.get("og:title")
-        or meta.get("twitter:title")
-        or meta.get("parsely-title")
-        or "",
-        "site_name": meta.get("og:site_name")
-        or meta.get("application-name")
-        or ld.get("publisher")
-        or "",
-        "title_tag": title_tag_text,
-        "description": meta.get("description")
-        or meta.get("og:description")
-        or meta.get("dc:description")
-        or meta.get("dcterms:description")
-        or meta.get("twitter:description")
-        or ld.get("description")
-        or "",
-        "canonical": canonical or meta.get("og:url") or None,
-        "published": meta.get("article:published_time")
-        or ld.get("datePublished")
-        or meta.get("datepublished")
-        or meta.get("dcterms:created")
-        or meta.get("dc:date")
-        or meta.get("parsely-pub-date")
-        or meta.get("date")
-        or None,
-        "modified": meta.get("article:modified_time")
-        or ld.get("dateModified")
-        or meta.get("og:updated_time")
-        or meta.get("datemodified")
-        or meta.get("dcterms:modified")
-        or None,
-        "lang": lang.split(",")[0].strip() or None,
-    }
-
-
-def _overlap(a: str, b: str) -> float:
-    """Share of the words of ``a`` that occur in ``b``."""
-    wa = re.findall(r"\w+", a.lower())
-    wb = set(re.findall(r"\w+", b.lower()))
-    return sum(w in wb for w in wa) / len(wa) if wa else 0.0
-
-
-def _strip_site(title: str, site: str, tag_title: str) -> str:
-    """Remove a trailing " | Site" from a metadata title when the site name is known."""
-    seps = list(_RE_TITLE_SEP.finditer(title))
-    if not seps:
-        return title
-    last = seps[-1]
-    tail = title[last.end() :].strip().lower()
-    head = title[: last.start()].strip()
-    tag_seps = list(_RE_TITLE_SEP.finditer(tag_title))
-    tag_tail = tag_title[tag_seps[-1].end() :].strip().lower() if tag_seps else ""
-    if head and tail and (tail == site.strip().lower() or tail == tag_tail):
-        return head
-    return title
-
-
-def _choose_title(meta: dict[str, Any], content: Tag, soup: BeautifulSoup) -> str:
-    """Metadata title (JSON-LD, Dublin Core, Open Graph, Twitter), else the cleaned
-    ``<title>``, else the first ``<h1>``; a trailing site name is removed."""
-    h1s = [_text(h) for h in content.find_all("h1")] if content is not None else []
-    if not h1s:
-        h1s = [_text(h) for h in soup.find_all("h1")]
-    h1s = [h for h in h1s if h]
-    if meta["meta_title"]:
-        return _strip_site(meta["meta_title"], meta["site_name"], meta["title_tag"])
-    cleaned = _clean_title(meta["title_tag"], h1s)
-    if cleaned:
-        return _strip_site(cleaned, meta["site_name"], "")
-    return h1s[0] if h1s else ""
-
 
 # --------------------------------------------------------------------------- pre-cleaning
 
@@ -645,11 +394,11 @@ class _Stats:
                         commas += self.commas.get(ck, 0)
                     elif type(child) is NavigableString:
                         s = str(child)
-                        n = len(_norm(s))
+                        n = len(norm(s))
                         total += n + (1 if n and s[-1:].isspace() else 0)
                         commas += len(_RE_COMMAS.findall(s))
                 if tag.name == "a":
-                    href = _attr_str(tag, "href").strip()
+                    href = attr_str(tag, "href").strip()
                     link = total * (0.3 if href.startswith("#") else 1.0)
                 self.text[key] = total
                 self.link[key] = link
@@ -678,7 +427,7 @@ def _unlikely(soup: BeautifulSoup) -> dict[int, Tag]:
         if tag.name in ("html", "body", "a", "article", "main", "table", "tr", "td", "th", "tbody"):
             continue
         match = _match_string(tag)
-        role = _attr_str(tag, "role").strip().lower()
+        role = attr_str(tag, "role").strip().lower()
         if (
             (match.strip() and _RE_UNLIKELY.search(match) and not _RE_MAYBE.search(match))
             or role in _UNLIKELY_ROLES
@@ -761,7 +510,7 @@ class _Scorer:
                 length = commas = brs = 0
             elif type(child) is NavigableString:
                 s = str(child)
-                n = len(_norm(s))
+                n = len(norm(s))
                 if n:
                     length += n + 1
                     commas += len(_RE_COMMAS.findall(s))
@@ -862,7 +611,7 @@ def _density_pick(
     # Readability joins siblings scoring 10 or a fifth of the top; small pages score low
     # overall, so there the floor is half the top score.
     threshold = max(min(10.0, top_score * 0.5), top_score * 0.2)
-    top_class = _attr_str(top, "class")
+    top_class = attr_str(top, "class")
     chosen: list[Tag] = []
     parent = top.parent
     siblings = [c for c in parent.contents if isinstance(c, Tag)] if parent else [top]
@@ -872,7 +621,7 @@ def _density_pick(
             continue
         if id(sib) in skip:
             continue
-        bonus = top_score * 0.2 if top_class and _attr_str(sib, "class") == top_class else 0
+        bonus = top_score * 0.2 if top_class and attr_str(sib, "class") == top_class else 0
         if id(sib) in scorer.scores and scorer.score(sib) + bonus >= threshold:
             chosen.append(sib)
         elif sib.name == "p":
@@ -891,7 +640,7 @@ def _link_density(tag: Tag) -> float:
         return 0.0
     link = 0.0
     for a in tag.find_all("a"):
-        coef = 0.3 if _attr_str(a, "href").strip().startswith("#") else 1.0
+        coef = 0.3 if attr_str(a, "href").strip().startswith("#") else 1.0
         link += len(_text(a)) * coef
     return min(1.0, link / total)
 
@@ -900,9 +649,9 @@ def _link_density(tag: Tag) -> float:
 
 
 def _is_data_table(table: Tag) -> bool:
-    if _attr_str(table, "role").lower() == "presentation":
+    if attr_str(table, "role").lower() == "presentation":
         return False
-    if _attr_str(table, "datatable") == "0":
+    if attr_str(table, "datatable") == "0":
         return False
     if table.get("summary"):
         return True
@@ -950,7 +699,7 @@ def _chrome_kind(tag: Tag, stats: _Stats, unlikely: bool, meta: bool) -> str | N
         # A header that carries a heading stays (the article's h1 with its deck, or a
         # section's title); other headers are site or card chrome.
         return None if tag.find(list(_HEADINGS)) is not None else "tag"
-    if _attr_str(tag, "role").strip().lower() in _CHROME_ROLES:
+    if attr_str(tag, "role").strip().lower() in _CHROME_ROLES:
         return "role"
     widget = _widget_word(tag)
     if widget is not None:
@@ -1132,12 +881,12 @@ def _semantic_candidates(body: Tag, stats: _Stats) -> Iterator[tuple[str, Tag]]:
             mains.append(("main", tag))
         if not tag.attrs:
             continue
-        if _attr_str(tag, "role").strip().lower() == "main" and tag.name != "main":
+        if attr_str(tag, "role").strip().lower() == "main" and tag.name != "main":
             mains.append(("role-main", tag))
         for attr in ("class", "itemprop", "data-elementor-type"):
-            for token in _attr_str(tag, attr).lower().split():
+            for token in attr_str(tag, attr).lower().split():
                 index.setdefault((attr, token), []).append(tag)
-        ident = _attr_str(tag, "id").strip().lower()
+        ident = attr_str(tag, "id").strip().lower()
         if ident:
             index.setdefault(("id", ident), []).append(tag)
     if articles:
@@ -1245,11 +994,11 @@ def extract(html: str | bytes, selector: str | None = None) -> Extraction:
         warnings.append(f"could not parse the page: {exc!r}")
         return Extraction(_empty_content(), "", "", None, None, None, None, "body", warnings)
     try:
-        meta = _metadata(soup)
+        meta = read_metadata(soup)
     except Exception as exc:
         warnings.append(f"could not read metadata: {exc!r}")
-        meta = dict.fromkeys(("meta_title", "site_name", "title_tag", "description"), "")
-        meta.update(dict.fromkeys(("canonical", "published", "modified", "lang")))
+        meta = dict.fromkeys(METADATA_KEYS[:4], "")
+        meta.update(dict.fromkeys(METADATA_KEYS[4:]))
     method = "body"
     try:
         _preclean(soup)
@@ -1262,7 +1011,7 @@ def extract(html: str | bytes, selector: str | None = None) -> Extraction:
             return _result(content, meta, "body", warnings, soup)
         nodes, method, unlikely = _select(soup, selector, warnings)
         if not meta["published"]:
-            meta["published"] = _first_time(nodes[0]) if nodes else None
+            meta["published"] = first_time(nodes[0]) if nodes else None
         content = _own_tree(nodes, wrap=len(nodes) > 1) if nodes else _empty_content()
         _remove_all([t for t in unlikely if content in t.parents and t.find("h1") is None])
         _remove_chrome(content, unlikely=method in ("density", "body"), meta=False)
@@ -1280,7 +1029,7 @@ def _result(
     content: Tag, meta: dict[str, Any], method: str, warnings: list[str], soup: BeautifulSoup
 ) -> Extraction:
     try:
-        title = _choose_title(meta, content, soup)
+        title = choose_title(meta, content, soup)
     except Exception as exc:
         warnings.append(f"could not choose a title: {exc!r}")
         title = ""

@@ -17,24 +17,29 @@ service reads article pages from.
 from __future__ import annotations
 
 import contextlib
-import errno
+import ctypes
 import fcntl
 import json
 import multiprocessing
 import os
+import re
 import shutil
+import signal
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from whoosh import index as whoosh_index
 from whoosh.query import Every
 
 from indexer.corpus import (
+    HTML_SUFFIXES,
     Article,
     Issue,
     LinkMap,
@@ -44,6 +49,7 @@ from indexer.corpus import (
     resolve_links,
     sha256,
 )
+from indexer.exitcodes import ExitCode
 from indexer.schema import SCHEMA, SCHEMA_VERSION, words
 from indexer.settings import Config
 
@@ -57,15 +63,21 @@ SYNONYMS = "synonyms.txt"
 class BuildError(Exception):
     """A build that cannot go on; the served generation is unchanged. ``exit_code`` for the CLI."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 class BuildLocked(BuildError):
-    exit_code = 3
+    exit_code = ExitCode.LOCKED
 
 
 class PublishRefused(BuildError):
-    exit_code = 4
+    exit_code = ExitCode.REFUSED
+
+
+class CorpusError(BuildError):
+    """The corpus folder is missing or holds no page: a usage error, nothing was published."""
+
+    exit_code = ExitCode.USAGE
 
 
 @dataclass
@@ -112,40 +124,146 @@ def current_generation(index_dir: Path) -> tuple[str, Path] | None:
     return (name, path) if name and path.is_dir() else None
 
 
+LOCK = "LOCK"
+#: Environment variable naming an inherited fd that already holds the build lock: the service
+#: takes the lock itself (so it can answer 409 at once), then starts the CLI holding it.
+LOCK_FD_ENV = "FAQ_LOCK_FD"
+
+_held_lock_fds: set[int] = set()  # lock fds this process holds; parse workers close them
+
+
+def _write_marker(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} since {utc_now()}\n".encode(), 0)
+
+
+def _marker_pid(fd: int) -> int | None:
+    match = re.match(rb"pid (\d+)", os.pread(fd, 200, 0))
+    return int(match.group(1)) if match else None
+
+
+def try_lock(index_dir: Path) -> int | None:
+    """Take the build lock without waiting: its fd, or None when another process holds it.
+
+    The fd is inheritable so that a child build can be handed the lock (``pass_fds`` and
+    ``FAQ_LOCK_FD``); the caller closes its own copy once the child runs. The lock is freed
+    when the last fd of it is closed, by whoever, even by the kernel after a ``kill -9``.
+    """
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(index_dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _write_marker(fd)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.set_inheritable(fd, True)
+    return fd
+
+
+def lock_holder(index_dir: Path) -> int | None:
+    """The pid recorded in the lock file while the lock is held, else None.
+
+    Read from the kernel's table of locks (``/proc/locks``) without touching the lock, so
+    asking never makes a build that starts at that instant fail. Where that table is not
+    readable, a shared lock is taken for an instant instead.
+    """
+    try:
+        fd = os.open(Path(index_dir) / LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        held = _flock_listed(os.fstat(fd))
+        if held is None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held = True
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                held = False
+        return _marker_pid(fd) if held else None
+    finally:
+        os.close(fd)
+
+
+def _flock_listed(st: os.stat_result) -> bool | None:
+    """Whether ``/proc/locks`` lists a flock on the file ``st`` describes; None if unreadable."""
+    try:
+        table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if "->" in fields:  # a waiter, not a holder
+            continue
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+            return True
+    return False
+
+
+def _inherited_lock(path: Path) -> int | None:
+    """The fd named by ``FAQ_LOCK_FD`` when it is open on ``path`` (consumed: used once)."""
+    raw = os.environ.pop(LOCK_FD_ENV, None)
+    if not raw:
+        return None
+    try:
+        fd = int(raw)
+        theirs, ours = os.fstat(fd), os.stat(path)
+    except (ValueError, OSError):
+        return None
+    return fd if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino) else None
+
+
 @contextlib.contextmanager
 def build_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
-    """One build at a time per index folder; the OS frees the lock if the process dies."""
+    """One build at a time per index folder; the OS frees the lock if the process dies.
+
+    An fd inherited through ``FAQ_LOCK_FD`` that is open on this folder's lock file is used
+    instead of taking the lock anew. Either way the fd is closed at the end and never
+    reaches parse workers or other child processes.
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / "LOCK", "a+") as fh:
+    path = index_dir / LOCK
+    if not path.exists():
+        path.touch()
+    fd = _inherited_lock(path)
+    if fd is None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    os.set_inheritable(fd, False)
+    try:
+        # On an inherited fd this is a no-op when it holds the lock, and a check when not.
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        holder = _marker_pid(fd)
+        os.close(fd)
+        raise BuildLocked(
+            f"another build is running{f' (pid {holder})' if holder else ''} on {index_dir}; "
+            "wait for it, or pass --wait to queue behind it"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    _held_lock_fds.add(fd)
+    try:
+        _write_marker(fd)
+        yield
+    finally:
+        _held_lock_fds.discard(fd)
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                holder = _read_holder(fh)
-                raise BuildLocked(
-                    f"another build is running on {index_dir}{holder}; "
-                    "wait for it, or pass --wait to queue behind it"
-                ) from None
-            raise
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} since {_now()}\n")
-        fh.flush()
-        try:
-            yield
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            os.close(fd)
 
 
-def _read_holder(fh) -> str:
-    fh.seek(0)
-    text = fh.read().strip()
-    return f" ({text})" if text else ""
-
-
-def _now() -> str:
+def utc_now() -> str:
+    """The current UTC time as the generation files and job records write it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -227,22 +345,32 @@ def read_catalog(path: Path) -> dict[str, dict]:
     """Catalog rows by source file, JSON columns decoded."""
     if not path.is_file():
         return {}
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
     try:
-        rows = conn.execute("SELECT * FROM articles ORDER BY source").fetchall()
-    finally:
-        conn.close()
-    out = {}
-    for row in rows:
-        d = dict(row)
-        for key in ("outline", "links", "issues", "words"):
-            d[key] = json.loads(d[key])
-        out[d["source"]] = d
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn.row_factory = sqlite3.Row
+        try:
+            rows = conn.execute("SELECT * FROM articles ORDER BY source").fetchall()
+        finally:
+            conn.close()
+        out = {}
+        for row in rows:
+            d = dict(row)
+            for key in ("outline", "links", "issues", "words"):
+                d[key] = json.loads(d[key])
+            out[d["source"]] = d
+    except (sqlite3.Error, ValueError, KeyError) as exc:
+        raise BuildError(f"cannot read the catalog {path}: {exc}; rebuild with `faq-index build`") from None
     return out
 
 
 # --------------------------------------------------------------------------- documents
+
+
+#: Characters left as they are in a URL fragment: RFC 3986's unreserved ones and the sub-delims
+#: and ":@?" that cannot end an HTML attribute or start markup. "/" is encoded too, so an anchor
+#: travels as one path segment of the API's ``/v1/faqs/{slug}/{anchor}``; browsers decode the
+#: fragment before looking for the id, so ``#part-1%2F2`` still scrolls to ``id="part-1/2"``.
+FRAGMENT_SAFE = "-._~!$*+,;=:@?"
 
 
 def section_documents(article: Article, targets: dict[str, tuple[str, str]]) -> list[dict]:
@@ -272,7 +400,7 @@ def section_documents(article: Article, targets: dict[str, tuple[str, str]]) -> 
                 "meta": {
                     "anchor": s.anchor,
                     "answer_hash": sha256(" ".join(s.answer.split()).lower().encode("utf-8"))[:20],
-                    "url": f"{article.url}#{s.anchor}",
+                    "url": f"{article.url}#{quote(s.anchor, safe=FRAGMENT_SAFE)}",
                     "breadcrumbs": list(s.breadcrumbs),
                     "level": s.level,
                     "article": {"slug": article.slug, "title": article.title, "url": article.url},
@@ -326,9 +454,12 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
         raise BuildError(f"unknown build mode {mode!r} (expected 'full' or 'update')")
     index_dir = Path(config.index_dir)
     corpus_dir = Path(config.corpus_dir)
-    if not corpus_dir.is_dir():
-        raise BuildError(f"corpus folder {corpus_dir} does not exist")
+    check_corpus_dir(corpus_dir)
     started = time.perf_counter()
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create the index folder {index_dir}: {exc.strerror}") from None
     with build_lock(index_dir, wait=wait):
         report = BuildReport(mode=mode)
         (index_dir / GENERATIONS).mkdir(parents=True, exist_ok=True)
@@ -352,7 +483,7 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
             _check_loss(current, report, config.max_section_loss, force)
             name = _next_generation_name(index_dir)
             report.generation = name
-            info = {**report.as_dict(), "id": name, "created": _now(), "corpus": str(corpus_dir),
+            info = {**report.as_dict(), "id": name, "created": utc_now(), "corpus": str(corpus_dir),
                     **_build_settings(config)}
             info.pop("issues")
             info["seconds"] = round(time.perf_counter() - started, 3)
@@ -370,21 +501,47 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
     return report
 
 
-def read_corpus(corpus_dir: Path, report: BuildReport) -> dict[str, bytes]:
-    """Every page's bytes by path relative to the corpus; unreadable files become issues."""
+def check_corpus_dir(corpus_dir: Path) -> None:
+    """Refuse a corpus path that is missing or not a folder: a usage error, not "0 problems"."""
+    if not corpus_dir.exists():
+        raise CorpusError(f"corpus folder {corpus_dir} does not exist")
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder {corpus_dir} is not a folder")
+
+
+def read_corpus(corpus_dir: Path, report: BuildReport, max_bytes: int | None = None) -> dict[str, bytes]:
+    """Every page's bytes by path relative to the corpus; unreadable files become issues.
+
+    A file over ``max_bytes`` is rejected from its size, before it is read. A corpus with
+    no ``.html``/``.htm`` file at all is a ``BuildError``: publishing or passing nothing
+    would hide a wrong path.
+    """
+    check_corpus_dir(corpus_dir)
     datas: dict[str, bytes] = {}
-    for path in iter_files(corpus_dir):
+    for path in iter_files(corpus_dir, report.issues):
         source = str(path.relative_to(corpus_dir))
         try:
-            datas[source] = path.read_bytes()
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if max_bytes is not None and size > max_bytes:
+                    report.issues.append(Issue(source, f"file is {size:,} bytes, over the {max_bytes:,}-byte cap",
+                                               "error", "too-large"))
+                    continue
+                data = fh.read(max_bytes + 1 if max_bytes is not None else -1)
         except OSError as exc:
             report.issues.append(Issue(source, f"cannot read the file: {exc.strerror}", "error", "unreadable"))
+            continue
+        datas[source] = data  # parse_page rejects it if it grew past the cap since the stat
+    if not any(Path(path).suffix.lower() in HTML_SUFFIXES for path in datas) and not any(
+        i.code in ("too-large", "unreadable") for i in report.issues
+    ):
+        raise BuildError(f"corpus folder {corpus_dir} holds no .html or .htm file; nothing to index")
     return datas
 
 
 def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: dict[str, dict],
                 mode: str, report: BuildReport, progress: Callable | None) -> None:
-    datas = read_corpus(corpus_dir, report)
+    datas = read_corpus(corpus_dir, report, config.max_file_bytes)
     to_parse: list[str] = []
     for source, data in datas.items():
         prev = previous.get(source)
@@ -428,7 +585,7 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
             new = link_map.resolve(lk["section"], lk["href"], lk["text"])
             title, url = targets.get(new.slug, ("", "")) if new.slug else ("", "")
             if (new.kind, new.slug, title, url) != (lk["kind"], lk["slug"], lk["title"], lk["url"]):
-                article, issues = _parse_one((datas[src], src, config.content_selector, config.max_file_bytes))
+                article, issues = _parse_one((datas[src], src, _parse_options(config)))
                 report.issues = [i for i in report.issues if i.source != src]
                 report.issues += issues
                 if article is not None:
@@ -494,22 +651,49 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
 
 
 PARALLEL_PARSE_MIN = 200  # below this many pages, worker processes cost more than they save
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _parse_one(args: tuple[bytes, str, str | None, int | None]):
-    data, source, selector, max_bytes = args
-    return parse_page(data, source, selector=selector, max_bytes=max_bytes)
+def _init_worker(parent: int, lock_fds: tuple[int, ...]) -> None:
+    """Make a forked parse worker hold no build lock and die with the build.
+
+    A worker forked while the lock is held inherits its fd; if it outlived a killed build
+    it would hold the lock forever. So it closes the fd, asks Linux to SIGKILL it when its
+    parent dies, and exits at once if the parent already died before that request.
+    """
+    for fd in lock_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _parse_options(config: Config) -> dict:
+    return {"selector": config.content_selector, "max_bytes": config.max_file_bytes,
+            "site_url": config.site_url, "max_sections": config.max_sections_per_article}
+
+
+def _parse_one(args: tuple[bytes, str, dict]):
+    data, source, options = args
+    return parse_page(data, source, **options)
 
 
 def parse_all(sources: list[str], datas: dict[str, bytes], config: Config, report: BuildReport,
                progress: Callable | None) -> dict[str, Article]:
     """Parse pages, in one process per core when there are many (parsing is pure)."""
     parsed: dict[str, Article] = {}
-    jobs = [(datas[src], src, config.content_selector, config.max_file_bytes) for src in sources]
+    options = _parse_options(config)
+    jobs = [(datas[src], src, options) for src in sources]
     workers = min(os.cpu_count() or 1, 8)
     if len(jobs) >= PARALLEL_PARSE_MIN and workers > 1:
-        ctx = multiprocessing.get_context("fork")  # workers inherit the imported modules
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        # fork: workers inherit the imported modules (spawn costs each worker a fresh import);
+        # _init_worker drops the inherited lock fd and ties the worker's life to ours.
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(os.getpid(), tuple(_held_lock_fds))) as pool:
             results = pool.map(_parse_one, jobs, chunksize=32)
             results = progress(results, total=len(jobs)) if progress else results
             outcomes = list(results)
@@ -558,7 +742,7 @@ def _copy_generation(src: Path, dst: Path) -> None:
 
 
 # Settings that, besides the files, decide a generation's documents: a change forces a full build.
-_BUILD_SETTINGS = ("content_selector", "site_url")
+_BUILD_SETTINGS = ("content_selector", "site_url", "max_sections_per_article")
 
 
 def _build_settings(config: Config) -> dict:

@@ -32,7 +32,14 @@ from whoosh.lang import stemmer_for_language
 from whoosh.support.charset import accent_map
 from whoosh.system import pack_uint
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+#: Longest word kept, in characters (after case and accent folding). The longest words in
+#: English dictionaries have about 45 letters ("pneumonoultramicroscopicsilicovolcanoconiosis");
+#: anything longer is a URL fragment, a hash or junk: 60,000 letters in one page would bloat
+#: the lexicon and make the service's spelling corrector compare huge strings. Longer words
+#: are dropped, at index and at query time alike (both call this module).
+MAX_TOKEN_CHARS = 50
 
 #: Words carrying no meaning for question lookup. Question words ("what", "how") are kept
 #: out of the index's vocabulary too, so "what is psychotherapy" ranks by "psychotherapy".
@@ -122,6 +129,16 @@ class NormalizeFilter(Filter):
             yield t
 
 
+class LongWordFilter(Filter):
+    """Drop tokens longer than ``MAX_TOKEN_CHARS`` (positions are not renumbered, as for
+    tokens ``NormalizeFilter`` empties)."""
+
+    def __call__(self, tokens: Iterable) -> Iterator:
+        for t in tokens:
+            if len(t.text) <= MAX_TOKEN_CHARS:
+                yield t
+
+
 _TOKEN_PATTERN = r"\w+(?:['\u2019\u2018\u02bc`\u00b4]\w+)*"  # every apostrophe _APOSTROPHES folds
 
 
@@ -136,6 +153,7 @@ def make_analyzer(stem: bool = True):
         | LowercaseFilter()
         | CharsetFilter(accent_map)
         | NormalizeFilter()
+        | LongWordFilter()
         | StopFilter(stoplist=STOP_WORDS, minsize=1)
     )
     if stem:
@@ -158,6 +176,8 @@ def _analyse_word(word: str, stem: bool) -> tuple[str, bool]:
     if not text:
         return "", True
     text = us_spelling(text)
+    if len(text) > MAX_TOKEN_CHARS:
+        return "", True
     if text in STOP_WORDS:
         return text, True
     return (_STEM(text) if stem else text), False
@@ -230,6 +250,21 @@ class FastFrequency(Frequency):
         return ((w, freq, freq * fb, pack_uint(freq)) for w, freq in counts.items())
 
 
+def matching_spans(text: str, terms: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:
+    """``[span for span in term_spans(text) if span[2] in terms]``, for highlighting, at a
+    fraction of the cost: each distinct word of ``text`` is analysed once, and only the words
+    whose term is wanted are located (a snippet was 60% of a warm search's time)."""
+    wanted = set()
+    for word in set(_WORD.findall(text)):
+        term, stopped = _analyse_word(word, True)
+        if term in terms and not stopped:
+            wanted.add(word)
+    if not wanted:
+        return []
+    return [(m.start(), m.end(), _analyse_word(m.group(0), True)[0])
+            for m in _WORD.finditer(text) if m.group(0) in wanted]
+
+
 def term_spans(text: str) -> Iterator[tuple[int, int, str]]:
     """(start, end, index term) of every non-stop word of ``text``: for highlighting."""
     for m in _WORD.finditer(text):
@@ -254,7 +289,7 @@ def words(text: str) -> list[str]:
     for w in re.findall(_TOKEN_PATTERN, text):
         w = w.replace("'s", "") if w.endswith("'s") else w
         w = _fold_accents(w.replace("'", ""))
-        if w:
+        if w and len(w) <= MAX_TOKEN_CHARS:
             out.append(w)
     return out
 

@@ -73,6 +73,25 @@ class SplitResult:
     warnings: list[str]
 
 
+#: Schemes a recorded link may have; anything else (javascript:, vbscript:, data:, file:...)
+#: is not a link: its text stays in the answer, the href is dropped.
+SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+
+
+def safe_href(href: str) -> str | None:
+    """``href`` as a browser reads it (WHATWG URL parsing: C0 controls and spaces trimmed at
+    both ends, tabs and newlines removed anywhere), or None unless it is http(s), mailto,
+    tel or a relative reference. Reading it as the browser does is the point: a filter on
+    the raw string misses ``java&#x09;script:`` and ``&#x01;javascript:``."""
+    cleaned = href.strip(_C0_OR_SPACE).replace("\t", "").replace("\n", "").replace("\r", "")
+    match = _SCHEME.match(cleaned)
+    if match and match.group(1).lower() not in SAFE_SCHEMES:
+        return None
+    return cleaned
+
+
 def slugify(text: str) -> str:
     """A URL fragment from heading text, the way CMS table-of-contents plugins make them."""
     text = text.lower().replace("\u2019", "").replace("'", "")
@@ -218,7 +237,7 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
     # Iterative walk in document order: (node, leaving) pairs on an explicit stack, so that
     # deeply nested markup cannot exhaust Python's recursion limit.
     stack: list[tuple[object, bool]] = [(child, False) for child in reversed(list(content.children))]
-    link_stack: list[tuple[str, int]] = []  # (href, index of first piece) of open <a> tags
+    link_stack: list[tuple[str | None, int]] = []  # (safe href, first piece) of open <a>
     pre_depth = 0  # inside <pre>, line breaks in the source are real
     while stack:
         node, leaving = stack.pop()
@@ -232,12 +251,13 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
             continue
         name = node.name
         if leaving:
-            if name == "a" and link_stack:
+            if name == "a" and node.get("href"):
                 href, start = link_stack.pop()
-                text = _collapse("".join(p for p in builder.pieces[start:] if not p.startswith("\x00")))
-                link = Link(href, text)
-                builder.links.append(link)
-                builder.all_links.append(link)
+                if href is not None:
+                    text = _collapse("".join(p for p in builder.pieces[start:] if not p.startswith("\x00")))
+                    link = Link(href, text)
+                    builder.links.append(link)
+                    builder.all_links.append(link)
             if name == "pre":
                 pre_depth -= 1
             if name in _PARAGRAPH:
@@ -266,9 +286,11 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
             seen_anchors.add(anchor)
             builder.start(level, text or "", anchor, generated)
             for a in node.find_all("a", href=True):
-                link = Link(str(a["href"]), _collapse(a.get_text(" ")))
-                builder.links.append(link)
-                builder.all_links.append(link)
+                href = safe_href(str(a["href"]))
+                if href is not None:
+                    link = Link(href, _collapse(a.get_text(" ")))
+                    builder.links.append(link)
+                    builder.all_links.append(link)
             continue
         if name in _PARAGRAPH:
             builder.pieces.append(_BREAK)
@@ -280,7 +302,7 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
         if name == "pre":
             pre_depth += 1
         if name == "a" and node.get("href"):
-            link_stack.append((str(node["href"]), len(builder.pieces)))
+            link_stack.append((safe_href(str(node["href"])), len(builder.pieces)))
         stack.append((node, True))
         stack.extend((child, False) for child in reversed(list(node.contents)))
     builder.flush()

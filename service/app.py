@@ -17,9 +17,14 @@ from pathlib import Path
 import falcon
 
 from indexer.settings import Config, load_config
+from service import pages
 from service import resources as r
+from service.cache import ResponseCache
+from service.generations import NoIndex
+from service.jobs import JobStore
 from service.middleware import AccessLog, Cors, HttpCache, SecurityHeaders
-from service.search import Engine, NoIndex, NotFound
+from service.openapi import OpenApiResource, load_document
+from service.search import Engine, NotFound
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 
@@ -78,8 +83,12 @@ def _unexpected(req, resp, exc: Exception, params) -> None:
 # What, besides the index generation, decides a response body: the API document, the code
 # that ranks and renders, and the settings that change answers or URLs. All go into the ETag,
 # so a deploy or a settings change never earns a stale 304.
-_RESPONSE_CODE = ("service/search.py", "service/scoring.py", "service/resources.py", "indexer/schema.py")
-_RESPONSE_SETTINGS = ("site_url", "answer_threshold", "max_query_chars")
+_RESPONSE_CODE = ("service/search.py", "service/query.py", "service/scoring.py", "service/highlight.py",
+                  "service/suggest.py", "service/spelling.py", "service/related.py", "service/resources.py",
+                  "service/pages.py", "service/templates/base.html", "service/templates/_form.html",
+                  "service/templates/index.html", "service/templates/search.html",
+                  "service/templates/error.html", "indexer/schema.py")
+_RESPONSE_SETTINGS = ("site_url", "answer_threshold", "max_query_chars", "cache_public")
 
 
 def api_version(document: bytes, config: Config | None = None) -> str:
@@ -97,8 +106,8 @@ class FaqApp(falcon.App):
     """``falcon.App`` that keeps a handle on its engine, cache and job store."""
 
     engine: Engine
-    cache: r.ResponseCache
-    jobs: r.JobStore
+    cache: ResponseCache
+    jobs: JobStore
     config: Config
 
 
@@ -111,8 +120,8 @@ def create_app(config: Config | None = None) -> falcon.App:
     # /healthz still answers and everything else is 503 until one is published.
     with contextlib.suppress(NoIndex):
         engine.generation()
-    cache = r.ResponseCache(config.cache_size)
-    jobs = r.JobStore(config)
+    cache = ResponseCache(config.cache_size)
+    jobs = JobStore(config)
     document = OPENAPI_PATH.read_bytes()
 
     app = FaqApp(
@@ -120,7 +129,7 @@ def create_app(config: Config | None = None) -> falcon.App:
             AccessLog(),
             SecurityHeaders(),
             Cors(config.cors_origins),
-            HttpCache(engine, config.cache_max_age, api_version(document, config)),
+            HttpCache(engine, config.cache_max_age, api_version(document, config), config.cache_public),
         ],
     )
     app.req_options.strip_url_path_trailing_slash = False
@@ -136,12 +145,13 @@ def create_app(config: Config | None = None) -> falcon.App:
     app.add_route("/v1/articles", r.ArticlesResource(engine))
     app.add_route("/v1/articles/{slug}", r.ArticleResource(engine))
     app.add_route("/v1/articles/{slug}/related", r.RelatedResource(engine))
-    app.add_route("/v1/faqs/{slug}/{anchor}", r.FaqResource(engine))
+    app.add_route("/v1/faqs/{slug}/{anchor:path}", r.FaqResource(engine))  # an anchor may hold "/"
     app.add_route("/v1/reindex", r.ReindexResource(config, jobs))
     app.add_route("/v1/reindex/{job}", r.ReindexJobResource(config, jobs))
     app.add_route("/healthz", r.HealthResource())
     app.add_route("/readyz", r.ReadyResource(engine))
-    app.add_route("/openapi.json", r.OpenApiResource(document))
+    app.add_route("/openapi.json", OpenApiResource(load_document(), config))
+    pages.add_routes(app, engine, config)  # the search box: /, /search, /widget/{file}
 
     # For tests and operators poking at a live worker.
     app.engine, app.cache, app.jobs, app.config = engine, cache, jobs, config

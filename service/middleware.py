@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import falcon
 
-from service.search import NoIndex
+from service.generations import NoIndex
 
 access_log = logging.getLogger("faq.access")
 
@@ -137,33 +137,41 @@ class HttpCache:
     The ETag is a hash of the served index generation, the API version (a hash of the
     OpenAPI document, the ranking and rendering code and the settings that change answers:
     ``service.app.api_version``), the path and the query string: the same request against the same
-    generation gets the same answer, in every worker. It is weak (``W/``) because ``took_ms``
+    generation gets the same answer, in every worker. Resources with ``own_cache_headers``
+    (the widget's static files) set their own. It is weak (``W/``) because ``took_ms``
     differs from one response to the next. Resources with ``http_cache = False`` (reindex,
     health) get ``no-store``, as do all error responses and every non-GET response.
+
+    Responses to a visitor's question (resources with ``carries_query = True``) are
+    ``private``: a shared cache must not keep what someone asked a therapy practice's site.
+    ``public_queries`` (``FAQ_CACHE_PUBLIC``) opts into ``public`` for a site's own CDN.
     """
 
-    def __init__(self, engine, max_age: int, api_version: str):
+    def __init__(self, engine, max_age: int, api_version: str, public_queries: bool = False):
         self.engine = engine
         self.max_age = max(int(max_age), 0)
         self.api_version = api_version
+        self.public_queries = public_queries
 
     def etag(self, req: falcon.Request) -> str | None:
         try:
             generation = self.engine.generation().name
         except NoIndex:
             return None
-        key = "\0".join((generation, self.api_version, req.path, req.query_string or ""))
+        # The host too: /openapi.json names the server it was fetched from.
+        key = "\0".join((generation, self.api_version, req.netloc, req.path, req.query_string or ""))
         return 'W/"' + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32] + '"'
 
     @staticmethod
     def cacheable(req: falcon.Request, resource) -> bool:
         return req.method == "GET" and resource is not None and getattr(resource, "http_cache", True)
 
-    def _public(self, resp: falcon.Response) -> None:
-        resp.set_header("Cache-Control", f"public, max-age={self.max_age}")
+    def _cache_control(self, resp: falcon.Response, resource) -> None:
+        private = getattr(resource, "carries_query", False) and not self.public_queries
+        resp.set_header("Cache-Control", f"{'private' if private else 'public'}, max-age={self.max_age}")
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
-        if not self.cacheable(req, resource):
+        if not self.cacheable(req, resource) or getattr(resource, "own_cache_headers", False):
             return
         req.context.etag = tag = self.etag(req)
         wanted = req.get_header("If-None-Match")
@@ -173,14 +181,16 @@ class HttpCache:
         if tag.removeprefix("W/") in candidates:  # weak comparison; "*" is not honoured
             resp.status = falcon.HTTP_304
             resp.set_header("ETag", tag)
-            self._public(resp)
+            self._cache_control(resp, resource)
             resp.complete = True
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:
         if resp.status_code == 304:
             return
         if self.cacheable(req, resource) and req_succeeded and resp.status_code == 200:
-            self._public(resp)
+            if getattr(resource, "own_cache_headers", False):  # static files: versioned URLs, own ETags
+                return
+            self._cache_control(resp, resource)
             tag = getattr(req.context, "etag", None)
             if tag:
                 resp.set_header("ETag", tag)

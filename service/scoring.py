@@ -1,4 +1,4 @@
-"""BM25F ranking over Whoosh postings, with per-term weights precomputed and kept in memory.
+"""Scoring: the ranking knobs (``Ranking``) and BM25F over Whoosh postings, with per-term weights precomputed and kept in memory.
 
 Whoosh is pure Python: matching an OR of a dozen terms over four fields walks every
 posting through a tree of matcher objects, ~60 ms per query on MedQuAD's 16k sections. Here
@@ -28,15 +28,18 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+from indexer.schema import SEARCH_FIELDS
 
 Clause = list[tuple[str, ...]]  # alternatives, as typed first; each a sequence of index terms
 
 
 def whoosh_idf(n: int, df: int) -> float:
-    """Whoosh's own idf (``Searcher.idf``): log(N / (df + 1)) + 1. No longer used for ranking."""
+    """Whoosh's own idf (``Searcher.idf``): log(N / (df + 1)) + 1; ``Ranking(idf="whoosh")``, measured by ``make eval``."""
     return math.log(n / (df + 1)) + 1.0
 
 
@@ -50,15 +53,51 @@ def bm25_idf(n: int, df: int) -> float:
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
+IDF_FUNCTIONS = {"bm25": bm25_idf, "whoosh": whoosh_idf}
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Every ranking knob, in one frozen value that the engine and the evaluation both take.
+
+    The defaults are what ships; ``make eval`` measures other values of this same type
+    (``eval/quality.py``'s variants), so what is measured is exactly what runs.
+    """
+
+    fields: tuple[tuple[str, float], ...] = tuple(SEARCH_FIELDS.items())
+    k1: float = 2.0
+    b: float = 1.0
+    coverage_power: float = 0.0  # score × coverage^p; 0 = plain OR: every p > 0 lost on the tuning sets
+    synonym_weight: float = 0.6  # an editor synonym counts this much of the word as typed
+    phrase_boost: float = 0.5  # × (1 + boost · share of the query's word pairs adjacent in the question)
+    rerank_depth: int = 50
+    collapse_duplicates: bool = True
+    max_query_terms: int = 64  # a pasted essay keeps its rarest distinct words (``service.query``)
+    idf: Literal["bm25", "whoosh"] = "bm25"
+
+    def __post_init__(self) -> None:
+        if self.idf not in IDF_FUNCTIONS:
+            raise ValueError(f"unknown idf {self.idf!r}; one of {', '.join(IDF_FUNCTIONS)}")
+        if self.max_query_terms < 1 or self.rerank_depth < 1:
+            raise ValueError("max_query_terms and rerank_depth must be at least 1")
+
+    def idf_value(self, n: int, df: int) -> float:
+        return IDF_FUNCTIONS[self.idf](n, df)
+
+
+DEFAULT_RANKING = Ranking()
+
+
 class Scorer:
     """Vectorised BM25F over one generation's reader. Thread-safe; posting arrays cached."""
 
-    def __init__(self, reader, fields: Sequence[tuple[str, float]], k1: float = 1.2, b: float = 0.75,
-                 coverage_power: float = 1.0, synonym_weight: float = 1.0,
-                 cache_postings: int = 4_000_000):
+    def __init__(self, reader, ranking: Ranking = DEFAULT_RANKING, cache_postings: int = 4_000_000):
         self.reader = reader
-        self.fields = tuple(fields)
-        self.k1, self.b, self.p, self.synonym_weight = k1, b, coverage_power, synonym_weight
+        self.ranking = ranking
+        self.fields = tuple(ranking.fields)
+        self.k1, self.b, self.p = ranking.k1, ranking.b, ranking.coverage_power
+        self.synonym_weight = ranking.synonym_weight
+        self.idf = ranking.idf_value
         self.n_all = reader.doc_count_all()
         self.n = max(reader.doc_count(), 1)
         self.live = np.ones(self.n_all, dtype=bool)
@@ -97,7 +136,7 @@ class Scorer:
             matcher.next()
         ids_a = np.asarray(ids, dtype=np.int64)  # live documents only (deletions filtered)
         tf = np.asarray(tfs, dtype=np.float64)
-        idf = bm25_idf(self.n, len(ids_a))
+        idf = self.idf(self.n, len(ids_a))
         norm = self.k1 * (1 - self.b + self.b * self.lengths[field][ids_a] / self.avglen[field])
         return ids_a, idf * tf * (self.k1 + 1) / (tf + norm)
 
@@ -135,7 +174,7 @@ class Scorer:
         """Information in a clause: the idf of its most specific alternative's rarest word."""
         best = 0.0
         for alt in clause:
-            best = max(best, max(bm25_idf(self.n, self.doc_frequency(t)) for t in alt))
+            best = max(best, max(self.idf(self.n, self.doc_frequency(t)) for t in alt))
         return best
 
     # -- scoring
@@ -201,7 +240,7 @@ class Scorer:
                         if (field, term) not in reader:
                             continue
                         live = reader.postings(field, term)
-                        idf = bm25_idf(self.n, sum(1 for _ in live.all_ids()))
+                        idf = self.idf(self.n, sum(1 for _ in live.all_ids()))
                         m = reader.postings(field, term)
                         while m.is_active():
                             d, tf = m.id(), m.weight()
@@ -228,3 +267,14 @@ class Scorer:
             cov = cov / total if total else cov
             out[d] = (s * (cov ** self.p if self.p else 1.0), cov)
         return out
+
+
+def top_k(matched: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """At least the ``k`` best of ``matched``, ties at the cut included, ordered by
+    (-score, docnum): deterministic, unlike a bare argpartition among equal scores."""
+    if k < len(matched):
+        values = scores[matched]
+        kth = np.partition(values, len(values) - k)[len(values) - k]
+        matched = matched[values >= kth]
+    return matched[np.lexsort((matched, -scores[matched]))]
+

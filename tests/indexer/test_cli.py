@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.cli import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
+from indexer.cli import main
+from indexer.exitcodes import ExitCode
 from indexer.publish import build_lock, current_generation
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpus"
@@ -32,7 +33,7 @@ def paths(corpus: Path, index: Path) -> tuple[str, ...]:
 
 def test_build_exits_0_and_prints_a_summary(capsys, corpus_copy, tmp_path):
     code, out, _ = run(capsys, "build", *paths(corpus_copy, tmp_path / "index"))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert re.match(r"published generation 000001-\d{8}T\d{6}Z: 4 articles, 46 sections, 9 links, "
                     r"\d+ warnings, 0 errors, [\d.]+ s$", out.strip())
     assert current_generation(tmp_path / "index") is not None
@@ -40,7 +41,7 @@ def test_build_exits_0_and_prints_a_summary(capsys, corpus_copy, tmp_path):
 
 def test_build_json_prints_the_report(capsys, small_corpus, tmp_path):
     code, out, _ = run(capsys, "build", *paths(small_corpus(), tmp_path / "index"), "--json")
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     report = json.loads(out)
     assert report["published"] is True and report["articles"] == 3 and report["errors"] == 0
 
@@ -49,12 +50,12 @@ def test_update_prints_what_it_rewrote_and_says_when_nothing_changed(capsys, sma
     corpus, index = small_corpus(), tmp_path / "index"
     run(capsys, "build", *paths(corpus, index))
     code, out, _ = run(capsys, "update", *paths(corpus, index))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert out.startswith("nothing changed; generation 000001-") and "is still served" in out
     page = corpus / "grief.html"
     page.write_text(page.read_text().replace("everyday therapy", "daily therapy"))
     code, out, _ = run(capsys, "update", *paths(corpus, index))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert out.startswith("published generation 000002-")
     assert "changed 1, removed 0, rewritten 1" in out
     assert "  rewritten: grief.html" in out
@@ -62,7 +63,7 @@ def test_update_prints_what_it_rewrote_and_says_when_nothing_changed(capsys, sma
 
 def test_stats_before_any_build_exits_1_with_a_clear_message(capsys, small_corpus, tmp_path):
     code, out, err = run(capsys, "stats", *paths(small_corpus(), tmp_path / "index"))
-    assert code == EXIT_FAILED
+    assert code == ExitCode.FAILED
     assert out == ""
     assert f"no generation has been published in {tmp_path / 'index'}; run `faq-index build`" in err
 
@@ -71,7 +72,7 @@ def test_stats_describes_the_served_generation(capsys, corpus_copy, tmp_path):
     index = tmp_path / "index"
     run(capsys, "build", *paths(corpus_copy, index))
     code, out, _ = run(capsys, "stats", *paths(corpus_copy, index))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert "4 articles, 46 sections; links: 9 internal, 0 external, 0 broken" in out
     assert "  goals-of-psychotherapy: 20 sections" in out
     code, out, _ = run(capsys, "stats", *paths(corpus_copy, index), "--json")
@@ -84,35 +85,35 @@ def test_build_reads_folders_from_the_environment(capsys, small_corpus, tmp_path
     monkeypatch.setenv("FAQ_CORPUS_DIR", str(small_corpus()))
     monkeypatch.setenv("FAQ_INDEX_DIR", str(tmp_path / "env-index"))
     code, _, _ = run(capsys, "build")
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert current_generation(tmp_path / "env-index") is not None
 
 
 def test_a_bad_setting_is_a_usage_error_naming_the_variable(capsys, small_corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("FAQ_KEEP_GENERATIONS", "lots")
     code, _, err = run(capsys, "build", *paths(small_corpus(), tmp_path / "index"))
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert "FAQ_KEEP_GENERATIONS='lots' is not valid" in err
 
 
 def test_missing_command_is_an_argparse_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         main([])
-    assert info.value.code == EXIT_USAGE
+    assert info.value.code == ExitCode.USAGE
 
 
 def test_empty_corpus_exits_1(capsys, tmp_path):
     (tmp_path / "corpus").mkdir()
     code, _, err = run(capsys, "build", *paths(tmp_path / "corpus", tmp_path / "index"))
-    assert code == EXIT_FAILED
-    assert "no sections" in err
+    assert code == ExitCode.FAILED
+    assert "no .html or .htm file" in err
 
 
 def test_build_while_another_holds_the_lock_exits_3(capsys, small_corpus, tmp_path):
     index = tmp_path / "index"
     with build_lock(index):
         code, _, err = run(capsys, "build", *paths(small_corpus(), index))
-    assert code == EXIT_LOCKED
+    assert code == ExitCode.LOCKED
     assert "another build is running" in err and "--wait" in err
     assert current_generation(index) is None
 
@@ -123,11 +124,11 @@ def test_build_refused_by_the_section_loss_check_exits_4_and_force_publishes(cap
     served = current_generation(index)[0]
     (corpus_copy / "goals-of-psychotherapy.html").unlink()
     code, _, err = run(capsys, "build", *paths(corpus_copy, index))
-    assert code == EXIT_REFUSED
+    assert code == ExitCode.REFUSED
     assert "rerun with --force" in err
     assert current_generation(index)[0] == served
     code, out, _ = run(capsys, "update", *paths(corpus_copy, index), "--force")
-    assert code == EXIT_OK and "26 sections" in out
+    assert code == ExitCode.OK and "26 sections" in out
 
 
 # --------------------------------------------------------------------------- validate
@@ -135,14 +136,14 @@ def test_build_refused_by_the_section_loss_check_exits_4_and_force_publishes(cap
 
 def test_validate_passes_on_the_real_corpus_and_writes_nothing(capsys, real_corpus, tmp_path):
     code, out, _ = run(capsys, "validate", *paths(real_corpus, tmp_path / "index"))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert re.search(r"^4 articles checked in [\d.]+ s: 0 problem\(s\) to fix", out, re.M)
     assert not (tmp_path / "index").exists()
 
 
 def test_validate_passes_on_a_clean_small_corpus(capsys, small_corpus, tmp_path):
     code, _, _ = run(capsys, "validate", *paths(small_corpus(), tmp_path / "index"))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
 
 
 def test_validate_fails_on_a_broken_internal_link(capsys, small_corpus, write_page, tmp_path):
@@ -151,7 +152,7 @@ def test_validate_fails_on_a_broken_internal_link(capsys, small_corpus, write_pa
                '<h2 id="more">More</h2><p>See <a href="/grief/">grief</a> and <a href="/no-such-page/">a page '
                "that does not exist</a>, both of which an editor linked in good faith last spring.</p>")
     code, out, _ = run(capsys, "validate", *paths(corpus, tmp_path / "index"))
-    assert code == EXIT_FAILED
+    assert code == ExitCode.FAILED
     assert "links.html: internal link '/no-such-page/'" in out
     assert "1 problem(s) to fix" in out
 
@@ -163,7 +164,7 @@ def test_validate_fails_on_a_duplicate_slug(capsys, small_corpus, write_page, tm
                "which happens when an editor duplicates a post and forgets to change it.</p>",
                canonical="https://mypsychotherapy.example/sleep/")
     code, out, _ = run(capsys, "validate", *paths(corpus, tmp_path / "index"))
-    assert code == EXIT_FAILED
+    assert code == ExitCode.FAILED
     assert "duplicate slug 'sleep'" in out
 
 
@@ -171,7 +172,7 @@ def test_validate_fails_on_a_file_without_a_title(capsys, small_corpus, tmp_path
     corpus = small_corpus()
     shutil.copy(FIXTURES / "no-title.html", corpus / "no-title.html")
     code, out, _ = run(capsys, "validate", *paths(corpus, tmp_path / "index"))
-    assert code == EXIT_FAILED
+    assert code == ExitCode.FAILED
     assert "no-title.html: no title" in out
 
 
@@ -179,7 +180,7 @@ def test_validate_json_lists_the_issues(capsys, small_corpus, tmp_path):
     corpus = small_corpus()
     (corpus / "empty.html").write_bytes(b"")
     code, out, _ = run(capsys, "validate", *paths(corpus, tmp_path / "index"), "--json")
-    assert code == EXIT_FAILED
+    assert code == ExitCode.FAILED
     result = json.loads(out)
     assert result["articles"] == 3 and result["failures"] == 1
     assert [(i["source"], i["code"]) for i in result["issues"]] == [("empty.html", "empty")]

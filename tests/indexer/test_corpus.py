@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import re
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer.corpus import (
     LinkMap,
@@ -365,7 +370,7 @@ def test_a_meta_charset_of_utf16_on_an_ascii_compatible_page_is_read_as_utf8():
 
 
 @pytest.mark.parametrize(("canonical", "slug"), [
-    ("https://example.org/th%C3%A9rapie/", "th\u00e9rapie"),
+    ("https://example.org/th%C3%A9rapie/", "therapie"),
     ("https://example.org/blog/anxiety/index.html", "anxiety"),
     ("https://example.org/blog/anxiety.html", "anxiety"),
 ])
@@ -376,3 +381,140 @@ def test_slug_from_canonical_is_decoded_and_ignores_index_html(canonical, slug):
 def test_a_link_written_unencoded_matches_a_percent_encoded_canonical():
     link_map = LinkMap([("th\u00e9rapie", "/th%C3%A9rapie/", "https://example.org/th%C3%A9rapie/", "t.html")])
     assert link_map.resolve(0, "https://example.org/th\u00e9rapie/", "x").slug == "th\u00e9rapie"
+
+
+# --------------------------------------------------------------------------- symlinks
+
+
+def outside_page(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.html"
+    secret.write_text("<html><head><title>Secret Page Here</title></head><body><article><h2 id='s'>Secret?</h2>"
+                      "<p>root:x:0:0 secret text that must never be published.</p></article></body></html>")
+    return secret
+
+
+def test_iter_files_skips_symlinks_whose_real_path_is_outside_the_corpus_with_a_warning(tmp_path):
+    secret = outside_page(tmp_path)
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "a.html").write_text("<p>a</p>")
+    (corpus / "sub" / "b.html").write_text("<p>b</p>")
+    (corpus / "x.html").symlink_to(secret)
+    (corpus / "passwd.html").symlink_to("/etc/passwd")
+    (corpus / "linked-dir").symlink_to(secret.parent, target_is_directory=True)
+    (corpus / "inside.html").symlink_to(corpus / "sub" / "b.html")  # inside: kept
+    (corpus / "loop").symlink_to(corpus, target_is_directory=True)  # inside, but a cycle
+    issues: list = []
+    found = [str(p.relative_to(corpus)) for p in iter_files(corpus, issues)]
+    assert found == ["a.html", "inside.html", "sub/b.html"]
+    warned = {i.source: i for i in issues}
+    assert set(warned) >= {"x.html", "passwd.html", "linked-dir"}
+    assert all(i.level == "warning" and i.code == "outside-corpus" for i in warned.values())
+    assert "outside the corpus folder" in warned["x.html"].message
+
+
+# --------------------------------------------------------------------------- slugs, canonical URLs
+
+
+@pytest.mark.parametrize(("canonical", "slug"), [
+    ("https://example.org/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E/", "img-src-x-onerror-alert-1"),
+    ("https://example.org/Th%C3%A9rapie_Guide/", "therapie_guide"),
+    ("https://example.org/cancergov_0000001_1.html", "cancergov_0000001_1"),  # file-name slugs are kept
+    ("https://example.org/%D0%BF%D1%80%D0%B8%D0%B2%D0%B5%D1%82/", "page-name"),  # nothing ASCII: the file
+    ("https://example.org/a%2F..%2F..%2Fb/", "a-b"),
+])
+def test_slugs_are_made_of_lowercase_ascii_letters_digits_underscores_and_hyphens(canonical, slug):
+    assert slug_for(canonical, "Page Name.html") == slug
+
+
+@given(st.text(max_size=40), st.text(max_size=20))
+@settings(max_examples=200)
+def test_every_slug_is_safe_whatever_the_canonical_and_file_name(canonical, name):
+    slug = slug_for("https://example.org/" + canonical, name + ".html")
+    assert re.fullmatch(r"[a-z0-9_]+(-[a-z0-9_]+)*", slug), slug
+    assert len(slug) <= 100
+
+
+def page_with_canonical(canonical: str, heading_id: str = "q") -> bytes:
+    return (f'<html><head><title>Some Page Title</title><link rel="canonical" href="{canonical}"></head>'
+            f'<body><article><h2 id="{heading_id}">Question here?</h2><p>Answer text that is long enough.</p>'
+            "</article></body></html>").encode()
+
+
+@pytest.mark.parametrize("canonical", [
+    "//evil.example/phish/", "/\\evil.example/phish/", "\\\\evil.example/phish/", "/\t/evil.example/phish/",
+    "https://example.org//evil.example/phish/", "https://example.org/\\evil.example/", "javascript:alert(1)",
+    "data:text/html,x", "https://evil.example/phish/",
+])
+def test_a_canonical_url_never_makes_an_off_site_article_url(canonical):
+    article, issues = parse_page(page_with_canonical(canonical), "page.html", site_url="https://example.org")
+    assert article is not None
+    assert article.url.startswith("/") and not article.url.startswith("//")
+    assert "\\" not in article.url and "evil.example" not in article.url.split("/")[1]
+    assert urlsplit(urljoin("https://example.org/x/", article.url)).netloc == "example.org"
+
+
+def test_an_off_site_canonical_is_ignored_with_a_warning():
+    article, issues = parse_page(page_with_canonical("//evil.example/phish/"), "page.html")
+    assert article.canonical is None and article.url == "/page/" and article.slug == "page"
+    assert "canonical-url" in codes(issues)
+
+
+def test_a_canonical_on_another_host_than_the_site_is_ignored():
+    article, _ = parse_page(page_with_canonical("https://evil.example/phish/"), "page.html",
+                            site_url="https://example.org")
+    assert (article.canonical, article.url) == (None, "/page/")
+    article, _ = parse_page(page_with_canonical("https://example.org/real/"), "page.html",
+                            site_url="https://example.org")
+    assert (article.canonical, article.url, article.slug) == ("https://example.org/real/", "/real/", "real")
+
+
+def test_an_article_url_from_a_percent_encoded_canonical_stays_encoded():
+    article, _ = parse_page(page_with_canonical("https://example.org/%3Cimg%20src%3Dx%3E/"), "p.html")
+    assert "<" not in article.url and ">" not in article.url and " " not in article.url
+    assert article.url == "/%3Cimg%20src%3Dx%3E/"
+
+
+# --------------------------------------------------------------------------- hostile text
+
+
+def test_text_that_is_mostly_control_or_replacement_characters_is_rejected_naming_the_file():
+    noise = random.Random(7).randbytes(1_000_000).replace(b"\x00", b"\x01")  # no NUL: not caught as binary
+    article, issues = parse_page(b"<html><body><p>" + noise + b"</p></body></html>", "noise.html")
+    assert article is None
+    assert "binary" in codes(issues)
+    assert any(i.source == "noise.html" and "control or replacement" in i.message for i in issues)
+
+
+def test_a_page_with_a_few_odd_characters_is_still_published():
+    body = "<h2 id='q'>Question?</h2><p>" + "Plain words of an answer. " * 40 + "\ufffd\x07</p>"
+    article, _ = parse_page(f"<html><body><article>{body}</article></body></html>".encode(), "ok.html")
+    assert article is not None
+
+
+@pytest.mark.parametrize("label", ["utf-7", "UTF-7", "unicode-1-1-utf-7", "rot13", "hz", "base64", "cp037"])
+def test_charset_labels_browsers_do_not_support_are_ignored(label):
+    data = (f'<html><head><meta charset="{label}"><title>Title Page</title></head><body><article>'
+            "<h2 id='a'>Q?</h2><p>+ADw-script+AD4-alert(1)+ADw-/script+AD4- cafe</p></article></body></html>"
+            ).encode("ascii")
+    text, issues = decode(data, "x.html")
+    assert text is not None and "+ADw-script+AD4-" in text and "<script>" not in text
+    assert "cafe" in text
+
+
+def test_a_charset_label_browsers_support_is_still_honoured():
+    data = '<html><head><meta charset="koi8-r"></head><body><p>\u043f\u0440\u0438\u0432\u0435\u0442</p></body></html>'
+    text, _ = decode(data.encode("koi8-r"), "x.html")
+    assert "\u043f\u0440\u0438\u0432\u0435\u0442" in text
+
+
+def test_sections_beyond_the_cap_join_the_last_kept_section_with_a_warning():
+    body = "".join(f"<h2 id='q{i}'>Question {i}?</h2><p>Answer {i}.</p>" for i in range(10))
+    data = f"<html><head><title>Many Questions Page</title></head><body><article>{body}</article></body></html>"
+    article, issues = parse_page(data.encode(), "many.html", max_sections=4)
+    assert [s.anchor for s in article.sections] == ["q0", "q1", "q2", "q3"]
+    assert "Answer 3." in article.sections[-1].answer and "Question 9?" in article.sections[-1].answer
+    assert "Answer 9." in article.sections[-1].answer
+    assert any(i.code == "too-many-sections" and "4" in i.message for i in issues)

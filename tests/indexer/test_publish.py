@@ -74,7 +74,7 @@ def ranking(generation: Path, query: str) -> list[tuple[str, float]]:
     (``service.scoring.Scorer``: statistics of live documents only)."""
     ix = whoosh_index.open_dir(str(generation))
     with ix.reader() as reader, ix.searcher() as searcher:
-        scorer = Scorer(reader, tuple(SEARCH_FIELDS.items()))
+        scorer = Scorer(reader)
         clauses = [[(t,)] for t in dict.fromkeys(analyze(query)) if scorer.doc_frequency(t)]
         scores, _ = scorer.score(clauses)
         hits = [(searcher.stored_fields(int(d))["id"], float(scores[d])) for d in np.flatnonzero(scores > 0)]
@@ -102,7 +102,7 @@ def term_statistics(generation: Path, queries=QUERIES) -> dict:
     counts and frequencies (Whoosh's own counts include deleted documents until a merge)."""
     ix = whoosh_index.open_dir(str(generation))
     with ix.reader() as reader:
-        scorer = Scorer(reader, tuple(SEARCH_FIELDS.items()))
+        scorer = Scorer(reader)
         stats = {"doc_count": scorer.n, "avglen": {f: round(v, 9) for f, v in scorer.avglen.items()}}
         for query in queries:
             for term in analyze(query):
@@ -258,7 +258,7 @@ def test_empty_corpus_raises_build_error_and_publishes_nothing(tmp_path, make_co
     corpus.mkdir()
     (corpus / "README.md").write_text("# nothing here\n")
     config = make_config(corpus)
-    with pytest.raises(BuildError, match="no sections") as info:
+    with pytest.raises(BuildError, match=r"holds no \.html or \.htm file") as info:
         build(config)
     assert type(info.value) is BuildError and info.value.exit_code == 1
     assert current_generation(Path(config.index_dir)) is None

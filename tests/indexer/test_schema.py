@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from whoosh.formats import Frequency
 
 from indexer.schema import (
     ANALYZER,
+    MAX_TOKEN_CHARS,
     SCHEMA,
     SEARCH_FIELDS,
     STOP_WORDS,
@@ -19,6 +20,8 @@ from indexer.schema import (
     analyze,
     load_synonyms,
     make_analyzer,
+    matching_spans,
+    term_spans,
     us_spelling,
     words,
 )
@@ -175,3 +178,38 @@ def test_fast_frequency_postings_match_whoosh_frequency_format(text):
         fast = sorted(fmt.word_values(text, ANALYZER, mode="index"))
         reference = sorted(Frequency(field_boost=fmt.field_boost).word_values(text, make_analyzer(), mode="index"))
         assert fast == reference, text
+
+
+# --------------------------------------------------------------------------- long words
+
+
+def test_analysis_drops_words_longer_than_the_token_cap():
+    long_word = "a" * 60_000
+    text = f"anxiety {long_word} therapy {'b' * (MAX_TOKEN_CHARS + 1)} {'c' * MAX_TOKEN_CHARS}"
+    assert all(len(t) <= MAX_TOKEN_CHARS for t in analyze(text))
+    assert analyze(text)[:2] == ["anxieti", "therapi"]
+    assert all(len(w) <= MAX_TOKEN_CHARS for w in words(text))
+    assert words(text) == ["anxiety", "therapy", "c" * MAX_TOKEN_CHARS]
+
+
+@given(st.text(alphabet=st.sampled_from("ab '\u00e9"), max_size=300))
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+def test_no_analysed_token_is_longer_than_the_cap(text):
+    assert all(len(t) <= MAX_TOKEN_CHARS for t in analyze(text))
+    assert all(len(w) <= MAX_TOKEN_CHARS for w in words(text))
+    assert all(len(t.text) <= MAX_TOKEN_CHARS for t in make_analyzer()(text))
+
+
+@given(st.text(alphabet=st.sampled_from(list("aeiouPsychoThérapy’'s- .,\n")), max_size=200),
+       st.sets(st.sampled_from(["psycho", "therapi", "therapy", "p", "s", "a", "ou"]), max_size=3))
+@settings(max_examples=300)
+def test_matching_spans_equals_filtering_term_spans(text, terms):
+    terms = frozenset(analyze(" ".join(terms))) | frozenset(terms)
+    assert matching_spans(text, terms) == [s for s in term_spans(text) if s[2] in terms]
+
+
+def test_matching_spans_on_a_real_article_equals_filtering_term_spans():
+    text = (CORPUS / "goals-of-psychotherapy.html").read_text(encoding="utf-8")
+    terms = frozenset(analyze("psychotherapy goals counselling behaviour P's skills coping"))
+    expected = [s for s in term_spans(text) if s[2] in terms]
+    assert expected and matching_spans(text, terms) == expected

@@ -11,7 +11,7 @@ from bs4 import BeautifulSoup
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.split import INTRO_ANCHOR, slugify, split
+from indexer.split import INTRO_ANCHOR, safe_href, slugify, split
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 FIXTURES = Path(__file__).parent / "fixtures" / "split"
@@ -437,3 +437,52 @@ def test_every_text_node_lands_in_exactly_one_place_title_question_answer_or_out
     found = _MARKER.findall("\n".join(places))
     assert sorted(found) == sorted(markers)
     assert len(found) == len(set(found))
+
+
+# --------------------------------------------------------------------------- link schemes
+
+
+@pytest.mark.parametrize("href", [
+    "javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)", "java\tscript:alert(1)",
+    "java\nscript:alert(1)", "java\rscript:alert(1)", "\x01javascript:alert(1)", "\x00 javascript:alert(1)",
+    "vbscript:msgbox(1)", "data:text/html,<script>alert(1)</script>", "file:///etc/passwd",
+    "jav\tas\ncript\r:alert(1)", "javascript\t:alert(1)", "sms:123",
+])
+def test_hrefs_with_a_scheme_other_than_http_https_mailto_or_tel_are_dropped(href):
+    assert safe_href(href) is None
+
+
+@pytest.mark.parametrize(("href", "cleaned"), [
+    ("https://example.org/a", "https://example.org/a"),
+    ("HTTP://example.org/a", "HTTP://example.org/a"),
+    ("  /goals/\n", "/goals/"),
+    ("mailto:a@example.org", "mailto:a@example.org"),
+    ("tel:+1 555", "tel:+1 555"),
+    ("../sibling.html", "../sibling.html"),
+    ("#top", "#top"),
+    ("page?x=1:2", "page?x=1:2"),
+    ("/a\tb", "/ab"),
+])
+def test_http_mailto_tel_and_relative_hrefs_are_kept_as_browsers_read_them(href, cleaned):
+    assert safe_href(href) == cleaned
+
+
+@given(st.lists(st.sampled_from(["\t", "\n", "\r", "\x01", "\x1f", " ", "\x00"]), max_size=6),
+       st.sampled_from(["javascript", "vbscript", "data", "JaVaScRiPt"]),
+       st.integers(min_value=0, max_value=20), st.text(max_size=20))
+@settings(max_examples=300)
+def test_no_mix_of_controls_and_whitespace_smuggles_a_script_scheme_through(junk, scheme, at, rest):
+    noise = "".join(junk)
+    at = min(at, len(scheme))
+    for href in (noise + scheme + ":" + rest,
+                 scheme[:at] + noise.replace(" ", "").replace("\x00", "").replace("\x01", "").replace("\x1f", "")
+                 + scheme[at:] + ":" + rest):
+        assert safe_href(href) is None, repr(href)
+
+
+def test_a_javascript_link_keeps_its_text_but_is_not_recorded_as_a_link():
+    html = ('<article><h2 id="q">Question?</h2><p>Click <a href="java&#x09;script:alert(1)">here now</a> or '
+            '<a href="&#x01;javascript:alert(2)">there</a> or <a href="/ok/">fine</a>.</p></article>')
+    result = split(article_of(html), "T")
+    assert [link.href for link in result.links] == ["/ok/"]
+    assert "Click here now or there or fine." in result.sections[-1].answer

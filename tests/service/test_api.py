@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import sqlite3
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from falcon import testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.publish import build_lock
 from service.app import create_app
 from service.middleware import truncate_address
-from service.resources import JobStore, _pid_alive, normalise_query
+from service.query import normalise_query
 
 from .conftest import ALLOWED_ORIGIN, CORPUS, TOKEN, api_settings
 
@@ -165,7 +158,7 @@ def test_normalise_query_keeps_one_trailing_space_only_for_suggestions():
 
 @pytest.mark.parametrize("q", [
     "title:foo OR *", '"unbalanced', "a AND (b", "therapy^5 NOT notes", "question:[a TO z]", "*", "?", "~~~",
-    "foo\\", "\x00\x01", "<script>alert(1)</script>", "DROP TABLE articles; --", "ünïcödé thérapie 心理",
+    "foo\\", "a\x00b\x01", "<script>alert(1)</script>", "DROP TABLE articles; --", "ünïcödé thérapie 心理",
 ])
 @pytest.mark.parametrize("path", ["/v1/search", "/v1/answer", "/v1/suggest"])
 def test_user_text_with_query_syntax_never_errors(client, path, q):
@@ -430,17 +423,36 @@ def test_nosniff_on_304_and_preflight(client):
     assert res.headers["x-content-type-options"] == "nosniff"
 
 
-@pytest.mark.parametrize(("path", "params"), [
-    ("/v1/search", {"q": "therapy"}), ("/v1/answer", {"q": "therapy"}), ("/v1/suggest", {"q": "th"}),
+QUERY_GETS = [("/v1/search", {"q": "therapy"}), ("/v1/answer", {"q": "therapy"}), ("/v1/suggest", {"q": "th"})]
+CONTENT_GETS = [
     ("/v1/articles", None), ("/v1/articles/goals-of-psychotherapy", None),
     ("/v1/articles/goals-of-psychotherapy/related", None), ("/v1/faqs/goals-of-psychotherapy/top", None),
     ("/openapi.json", None),
-])
-def test_successful_gets_are_publicly_cacheable_with_an_etag(client, path, params):
+]
+
+
+@pytest.mark.parametrize(("path", "params"), CONTENT_GETS)
+def test_successful_content_gets_are_publicly_cacheable_with_an_etag(client, path, params):
     res = client.simulate_get(path, params=params)
     assert res.status_code == 200
     assert res.headers["cache-control"] == "public, max-age=60"
     assert re.fullmatch(r'W/"[0-9a-f]{32}"', res.headers["etag"])
+
+
+@pytest.mark.parametrize(("path", "params"), QUERY_GETS)
+def test_answers_to_a_visitors_question_are_private_to_the_browser(client, path, params):
+    res = client.simulate_get(path, params=params)
+    assert res.status_code == 200
+    assert res.headers["cache-control"] == "private, max-age=60"
+    assert re.fullmatch(r'W/"[0-9a-f]{32}"', res.headers["etag"])
+    again = client.simulate_get(path, params=params, headers={"If-None-Match": res.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == "private, max-age=60"
+
+
+@pytest.mark.parametrize(("path", "params"), QUERY_GETS)
+def test_a_site_behind_its_own_cdn_can_make_query_answers_public(make_client, path, params):
+    res = make_client(cache_public=True).simulate_get(path, params=params)
+    assert res.headers["cache-control"] == "public, max-age=60"
 
 
 def test_cache_max_age_follows_the_setting(make_client):
@@ -464,7 +476,7 @@ def test_if_none_match_gives_304_without_body(client):
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["etag"] == etag
-    assert again.headers["cache-control"] == "public, max-age=60"
+    assert again.headers["cache-control"] == "private, max-age=60"
     strong = etag.removeprefix("W/")
     assert client.simulate_get("/v1/search", params={"q": "notes subpoena"},
                                headers={"If-None-Match": f'"other", {strong}'}).status_code == 304
@@ -586,200 +598,6 @@ def test_new_generation_is_never_answered_from_the_old_generations_cache(site):
     assert [s["text"] for s in suggestions] == ["What Is Zanzibar Psychotherapy?"]
 
 
-# --------------------------------------------------------------------------- reindex
-
-
-def auth(token: str = TOKEN) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def wait_for_job(client, job: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        res = client.simulate_get(f"/v1/reindex/{job}", headers=auth())
-        assert res.status_code == 200, res.text
-        if res.json["status"] in ("succeeded", "failed"):
-            return res.json
-        assert res.json["status"] in ("queued", "running")
-        assert time.monotonic() < deadline, f"job {job} still {res.json['status']}"
-        time.sleep(0.1)
-
-
-def test_reindex_routes_are_404_when_no_token_is_set(client):
-    assert client.simulate_post("/v1/reindex", json={"mode": "update"}, headers=auth()).status_code == 404
-    assert client.simulate_get("/v1/reindex/" + "0" * 32, headers=auth()).status_code == 404
-
-
-@pytest.mark.parametrize("headers", [{}, auth("wrong-token"), {"Authorization": "Basic dXNlcjpwYXNz"},
-                                     {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": "Bearer"}])
-def test_reindex_with_missing_or_wrong_token_is_401_with_bearer_challenge(make_client, headers):
-    client = make_client(reindex_token=TOKEN)
-    for res in (client.simulate_post("/v1/reindex", json={}, headers=headers),
-                client.simulate_get("/v1/reindex/" + "0" * 32, headers=headers)):
-        assert res.status_code == 401
-        assert res.headers["www-authenticate"] == "Bearer"
-        assert set(res.json) == {"title", "description"}
-        assert TOKEN not in res.text
-
-
-@pytest.mark.parametrize(("body", "content_type"), [
-    (b"not json", "application/json"), (b"[1, 2]", "application/json"), (b'{"mode": "everything"}', "application/json"),
-    (b'{"mode": 1}', "application/json"), (b'{"mode": "full", "force": true}', "application/json"),
-    (b"\xff\xfe", "application/json"), (b"mode=full", "application/x-www-form-urlencoded"),
-])
-def test_reindex_bad_body_is_400(make_client, body, content_type):
-    client = make_client(reindex_token=TOKEN)
-    res = client.simulate_post("/v1/reindex", body=body, headers={**auth(), "Content-Type": content_type})
-    assert res.status_code == 400, res.text
-
-
-def test_reindex_body_over_64_kib_is_413(make_client):
-    client = make_client(reindex_token=TOKEN)
-    body = json.dumps({"mode": "update", "pad": "x" * 70_000}).encode()
-    res = client.simulate_post("/v1/reindex", body=body, headers={**auth(), "Content-Type": "application/json"})
-    assert res.status_code == 413
-    assert set(res.json) == {"title", "description"}
-
-
-def test_unknown_job_is_404(make_client):
-    client = make_client(reindex_token=TOKEN)
-    assert client.simulate_get("/v1/reindex/" + "f" * 32, headers=auth()).status_code == 404
-    assert client.simulate_get("/v1/reindex/../../etc", headers=auth()).status_code == 404
-
-
-def test_reindex_happy_path_publishes_a_new_generation_and_refuses_a_second_job_meanwhile(site):
-    client = testing.TestClient(create_app(site.config(reindex_token=TOKEN)))
-    before = client.simulate_get("/readyz").json["generation"]
-    site.edit("goals-of-psychotherapy", OLD_HEADING, NEW_HEADING)
-
-    res = client.simulate_post("/v1/reindex", json={"mode": "update"}, headers=auth())
-    assert res.status_code == 202, res.text
-    job = res.json
-    assert job["status"] in ("queued", "running") and job["mode"] == "update"
-    assert res.headers["location"] == f"/v1/reindex/{job['job']}"
-    assert res.headers["cache-control"] == "no-store"
-
-    again = client.simulate_post("/v1/reindex", headers=auth())  # empty body: mode "update"
-    assert again.status_code == 409
-    assert job["job"] in again.json["description"]
-
-    done = wait_for_job(client, job["job"])
-    assert done["status"] == "succeeded", done
-    assert done["generation"] != before and done["published"] is True
-    assert done["counts"]["changed"] == 1 and done["counts"]["articles"] == 4
-    assert done["started"] and done["finished"] and done["errors"] == []
-    assert client.simulate_get("/readyz").json["generation"] == done["generation"]
-    assert first_result(client, "zanzibar psychotherapy")["question"] == "What Is Zanzibar Psychotherapy?"
-    client.app.jobs.join(10)
-
-    # Nothing changed since: the job succeeds without publishing.
-    res = client.simulate_post("/v1/reindex", json={"mode": "update"}, headers=auth())
-    assert res.status_code == 202
-    done2 = wait_for_job(client, res.json["job"])
-    assert done2["status"] == "succeeded" and done2["published"] is False
-    assert done2["generation"] == done["generation"]
-    client.app.jobs.join(10)
-
-
-def test_reindex_job_fails_with_the_message_when_the_lock_is_held(site):
-    client = testing.TestClient(create_app(site.config(reindex_token=TOKEN)))
-    with build_lock(site.index):
-        res = client.simulate_post("/v1/reindex", json={"mode": "full"}, headers=auth())
-        assert res.status_code == 202
-        done = wait_for_job(client, res.json["job"])
-    client.app.jobs.join(10)
-    assert done["status"] == "failed"
-    assert "another build holds the index lock" in done["errors"][0]
-    assert "another build is running" in done["errors"][0]
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def _insert_running_job(store: JobStore, job: str, pid: int, out: str = "") -> None:
-    store.get("0" * 32)  # creates the database
-    (store.out_dir / f"{job}.out").write_text(out, encoding="utf-8")
-    with sqlite3.connect(store.path) as conn:
-        conn.execute(
-            "INSERT INTO jobs (id, status, mode, created, started, counts, errors, warnings, pid, out_path, err_path) "
-            "VALUES (?, 'running', 'full', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '{}', '[]', '[]', ?, ?, ?)",
-            (job, pid, str(store.out_dir / f"{job}.out"), str(store.out_dir / f"{job}.err")),
-        )
-    conn.close()
-
-
-def test_running_job_whose_process_is_gone_reads_as_failed_and_does_not_block(site):
-    client = testing.TestClient(create_app(site.config(reindex_token=TOKEN)))
-    job = "a" * 32
-    _insert_running_job(client.app.jobs, job, _dead_pid())
-    res = client.simulate_get(f"/v1/reindex/{job}", headers=auth())
-    assert res.json["status"] == "failed"
-    assert "ended without a report" in res.json["errors"][0]
-    res = client.simulate_post("/v1/reindex", json={"mode": "update"}, headers=auth())
-    assert res.status_code == 202
-    assert wait_for_job(client, res.json["job"])["status"] == "succeeded"
-    client.app.jobs.join(10)
-
-
-def test_job_of_a_restarted_worker_is_recovered_from_its_report(unbuilt_site):
-    site = unbuilt_site
-    client = testing.TestClient(create_app(site.config(reindex_token=TOKEN)))
-    job = "b" * 32
-    report = {"generation": "000009-x", "published": True, "articles": 4, "sections": 46, "links": 9,
-              "added": [], "changed": ["a.html"], "removed": [], "rewritten": ["a.html"],
-              "issues": [{"source": "a.html", "message": "odd heading", "level": "warning", "code": "other"}],
-              "warnings": 1, "errors": 0}
-    _insert_running_job(client.app.jobs, job, _dead_pid(), json.dumps(report))
-    body = client.simulate_get(f"/v1/reindex/{job}", headers=auth()).json
-    assert body["status"] == "succeeded" and body["generation"] == "000009-x"
-    assert body["counts"]["changed"] == 1 and body["counts"]["warnings"] == 1
-    assert body["warnings"] == ["a.html: odd heading"]
-
-
-def test_a_job_running_in_another_process_is_a_conflict(unbuilt_site):
-    site = unbuilt_site
-    client = testing.TestClient(create_app(site.config(reindex_token=TOKEN)))
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)  # indexer.cli"])
-    try:
-        _insert_running_job(client.app.jobs, "c" * 32, sleeper.pid)
-        res = client.simulate_post("/v1/reindex", headers=auth())
-        assert res.status_code == 409
-        assert client.simulate_get(f"/v1/reindex/{'c' * 32}", headers=auth()).json["status"] == "running"
-    finally:
-        sleeper.kill()
-        sleeper.wait()
-    assert client.simulate_get(f"/v1/reindex/{'c' * 32}", headers=auth()).json["status"] == "failed"
-
-
-def test_jobs_database_is_in_wal_mode(unbuilt_site):
-    site = unbuilt_site
-    client = testing.TestClient(create_app(site.config(reindex_token=TOKEN)))
-    client.simulate_get("/v1/reindex/" + "0" * 32, headers=auth())
-    with sqlite3.connect(site.index / "jobs.sqlite") as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    conn.close()
-    assert os.path.isdir(site.index / "jobs")
-
-
-def test_an_unreaped_indexer_counts_as_running_only_for_the_worker_that_will_reap_it():
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    try:
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        assert _pid_alive(child.pid, owner=os.getpid())  # our waiter would record it, then reap it
-        assert not _pid_alive(child.pid, owner=None)  # adopted by init: nobody will record it
-        assert not _pid_alive(child.pid, owner=1)
-    finally:
-        child.wait()
-    assert not _pid_alive(child.pid, owner=os.getpid())
-
-
-
 def test_etag_changes_when_a_setting_that_changes_answers_changes(shared_index):
     a = testing.TestClient(create_app(api_settings(CORPUS, shared_index)))
     b = testing.TestClient(create_app(api_settings(CORPUS, shared_index, site_url="https://example.org")))
@@ -787,3 +605,15 @@ def test_etag_changes_when_a_setting_that_changes_answers_changes(shared_index):
     params = {"q": "what is psychotherapy"}
     tags = {client.simulate_get("/v1/answer", params=params).headers["etag"] for client in (a, b, c)}
     assert len(tags) == 3
+
+
+@pytest.mark.parametrize("q", ["\x00\x01", " \x7f\t\x9f ", "\x1b"])
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/answer", "/v1/suggest"])
+def test_a_query_of_only_control_characters_is_400_like_an_empty_one(client, path, q):
+    res = client.simulate_get(path, params={"q": q})
+    assert res.status_code == 400
+    assert "control characters" in res.json["description"]
+
+
+def test_normalise_query_reads_control_characters_as_spaces():
+    assert normalise_query("a\x00b\x1f\x7fc\u0085") == "a b c"

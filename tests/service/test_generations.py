@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from falcon import testing
 
 from indexer.publish import CURRENT, GENERATIONS, build, publish_pointer
 from indexer.settings import load_config
+from service.app import create_app
 from service.search import Engine
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
@@ -73,7 +75,7 @@ def test_a_generation_that_cannot_be_opened_leaves_the_old_one_serving(site, cap
     (broken / "GENERATION.json").write_text("{}", encoding="utf-8")  # no index, no catalog
     with caplog.at_level(logging.ERROR, logger="faq.search"):
         publish_pointer(index_dir, broken.name)
-        wait_for(lambda: engine.status()["generation"] == old and engine._loader is None)
+        wait_for(lambda: engine.status()["generation"] == old and not engine.generations.loading)
     assert any("cannot open generation 999999-broken" in r.getMessage() for r in caplog.records)
     assert engine.search("psychotherapy")["results"]
     good = publish_new_heading(site)  # the next good publish is picked up
@@ -93,3 +95,23 @@ def test_a_worker_whose_generation_was_pruned_waits_for_the_new_one(site):
     worker.join(60)
     assert results and results[0]["results"][0]["question"] == NEW
     assert engine.status()["generation"] == new
+
+
+def test_readyz_reports_degraded_while_the_newest_generation_cannot_be_opened(site):
+    client = testing.TestClient(create_app(site))
+    old = client.simulate_get("/readyz").json["generation"]
+    index_dir = Path(site.index_dir)
+    broken = index_dir / GENERATIONS / "999999-broken"
+    broken.mkdir()
+    (broken / "GENERATION.json").write_text("{}", encoding="utf-8")
+    publish_pointer(index_dir, broken.name)
+    engine = client.app.engine
+    wait_for(lambda: engine.status()["generation"] == old and not engine.generations.loading)
+    ready = client.simulate_get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json["status"] == "degraded" and ready.json["generation"] == old
+    assert "999999-broken" in ready.json["problem"] and str(index_dir) not in ready.json["problem"]
+    assert client.simulate_get("/v1/search", params={"q": "psychotherapy"}).json["results"]
+    good = publish_new_heading(site)
+    wait_for(lambda: engine.status()["generation"] == good)
+    assert client.simulate_get("/readyz").json["status"] == "ready"

@@ -37,7 +37,7 @@ def get(url: str, timeout: float = 5) -> tuple[int, dict, dict]:
 
 
 class Server:
-    def __init__(self, site: Site, tmp_path: Path):
+    def __init__(self, site: Site, tmp_path: Path, **extra_env: str):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.stdout = tmp_path / "gunicorn.out"
@@ -46,6 +46,7 @@ class Server:
         env.update({
             "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": "2", "FAQ_THREADS": "1",
             "FAQ_INDEX_DIR": str(site.index), "FAQ_CORPUS_DIR": str(site.corpus), "FAQ_LOG_LEVEL": "info",
+            **extra_env,
         })
         with open(self.stdout, "wb") as out, open(self.stderr, "wb") as err:
             self.proc = subprocess.Popen(
@@ -139,3 +140,72 @@ def test_gunicorn_serves_and_switches_to_a_new_generation_in_every_worker(server
 
     server.stop()
     assert server.proc.returncode == 0, server.logs()
+
+
+def raw_request(port: int, data: bytes, timeout: float = 10) -> tuple[int, bytes]:
+    """Send ``data`` as is over a loopback socket; the status code and body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            part = sock.recv(65536)
+            if not part:
+                break
+            chunks.append(part)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def chunked(body: bytes, size: int = 7) -> bytes:
+    parts = [b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size)]
+    return b"".join(parts) + b"0\r\n\r\n"
+
+
+def chunked_post(port: int, body: bytes, token: str | None = "t0ken") -> tuple[int, bytes]:
+    auth = f"Authorization: Bearer {token}\r\n".encode() if token else b""
+    head = (b"POST /v1/reindex HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" + auth
+            + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    return raw_request(port, head + chunked(body))
+
+
+@pytest.fixture
+def reindex_server(tmp_path):
+    site = Site(tmp_path)
+    site.build()
+    srv = Server(site, tmp_path, FAQ_REINDEX_TOKEN="t0ken")
+    srv.site = site
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_chunked_reindex_bodies_are_read_and_checked_like_any_other(reindex_server):
+    srv = reindex_server
+    srv.wait_ready()
+    status, body = chunked_post(srv.port, b'{"mode": "bogus"}')
+    assert status == 400, body
+    assert b"mode" in body
+    status, body = chunked_post(srv.port, b'{"mode": ' + b" " * 70_000 + b'"full"}')
+    assert status == 413, body
+    status, body = chunked_post(srv.port, b"not json")
+    assert status == 400, body
+    status, body = chunked_post(srv.port, b'{"mode": "full"}')
+    assert status == 202, body
+    assert json.loads(body)["mode"] == "full"
+
+
+def test_a_section_whose_anchor_holds_a_slash_can_be_fetched(tmp_path):
+    site = Site(tmp_path)
+    site.edit("goals-of-psychotherapy", 'id="what-is-psychotherapy"', 'id="part-1/2"')
+    site.build()
+    srv = Server(site, tmp_path)
+    try:
+        srv.wait_ready()
+        status, _, body = get(srv.base + "/v1/search?q=what+is+psychotherapy")
+        assert body["results"][0]["id"] == "goals-of-psychotherapy#part-1/2"
+        status, _, body = get(srv.base + "/v1/faqs/goals-of-psychotherapy/part-1%2F2")
+        assert status == 200, body
+        assert body["id"] == "goals-of-psychotherapy#part-1/2"
+    finally:
+        srv.stop()

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from indexer.publish import build
 from indexer.schema import STOP_WORDS, words
 from indexer.settings import load_config
-from service.search import Engine, Speller, _edit_distance
+from service.search import Engine
+from service.spelling import Speller, _edit_distance
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "corpus"

@@ -1,6 +1,6 @@
 """Loaders and HTML renderers for the third-party evaluation data in ``../shared/data``.
 
-The quality evaluation (``service.eval``) and the benchmarks import this module, so its
+The quality evaluation (``eval.quality``) and the benchmarks import this module, so its
 interface is kept stable:
 
 - ``shared_data_dir()``: the data folder (``$FAQ_SHARED_DATA``, else the repository's
