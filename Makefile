@@ -52,7 +52,7 @@ settings-doc: $(STAMP)
 # Regenerate requirements.lock from pyproject.toml's ranges (pip-tools in its own venv).
 lock:
 	test -x $(VENV)-lock/bin/pip-compile || ($(PYTHON) -m venv $(VENV)-lock && $(VENV)-lock/bin/pip install --quiet pip-tools)
-	$(VENV)-lock/bin/pip-compile --quiet --extra test --generate-hashes --strip-extras --allow-unsafe \
+	$(VENV)-lock/bin/pip-compile --quiet --extra test --extra bench --generate-hashes --strip-extras --allow-unsafe \
 		--no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 # axe-core for the accessibility checks of the browser tests (tests/browser).

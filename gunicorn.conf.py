@@ -14,7 +14,9 @@ import ipaddress
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `indexer` and `service` importable
 
@@ -73,6 +75,45 @@ accesslog = None
 errorlog = "-"
 loglevel = str(_config.log_level).lower()
 
+# Metrics: every worker writes its values to files in PROMETHEUS_MULTIPROC_DIR (prometheus_client's
+# multiprocess mode) and /metrics adds them up. The folder is set up in the master before any
+# worker forks (the operator's, emptied; else a private temporary one, removed at exit); a dead
+# worker's live gauges are dropped, its counters stay in the sums. Search analytics batches are
+# written when a worker exits. Hooks, not module code: tests import this file.
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_own_multiproc_dir: list[str] = []
+
+
+def on_starting(server) -> None:
+    path = os.environ.get(_MULTIPROC_ENV)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(path, name))
+    else:
+        path = tempfile.mkdtemp(prefix="faq-metrics-")
+        _own_multiproc_dir.append(path)
+        os.environ[_MULTIPROC_ENV] = path
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess  # not service.metrics: its metrics belong in workers
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker) -> None:
+    from service.analytics import flush_all
+
+    flush_all()
+
+
+def on_exit(server) -> None:
+    for path in _own_multiproc_dir:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 _IPV4 = r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?!\.?\d)"
 _IPV6 = r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?(?:%[\w.-]+)?(?![\w.])"
 _ADDRESS = re.compile(f"{_IPV6}|{_IPV4}")
@@ -95,22 +136,33 @@ def truncate_addresses(text: str) -> str:
     return _ADDRESS.sub(_truncated, text)
 
 
+# "Invalid HTTP request line: 'GET /search?q=… HTTP/1.1'": a visitor's question quoted back.
+_QUERY_STRING = re.compile(r"\?[^\s'\"]*")
+
+
+def without_query_strings(text: str) -> str:
+    """``text`` with every ``?query`` of a quoted URL or request line dropped, as the access
+    log drops it."""
+    return _QUERY_STRING.sub("?…", text)
+
+
 class ClientAddressFilter(logging.Filter):
     """Rewrites a record's message (its format and arguments, and the text of an exception)
-    so that every IP address in it is truncated like the access log's ``client``."""
+    so that every IP address in it is truncated like the access log's ``client``, and no
+    query string survives in it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a malformed record: let logging report it as usual
             return True
-        cleaned = truncate_addresses(message)
+        cleaned = without_query_strings(truncate_addresses(message))
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = truncate_addresses(record.exc_text)
+            record.exc_text = without_query_strings(truncate_addresses(record.exc_text))
         return True
 
 

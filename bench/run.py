@@ -85,6 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=None, help=f"report path (default {DOC.relative_to(ROOT)})")
     p.add_argument("--no-write", action="store_true", help="print the summary only")
     p.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
+    p.add_argument("--scale", default=None, metavar="1,4,10",
+                   help="instead of the phases above, the scale benchmark (bench/scale.py) at these corpus "
+                        "factors; prints its table (outside CI: about 3, 8 and 25 minutes per size)")
     return p.parse_args(argv)
 
 
@@ -101,6 +104,15 @@ def main(argv: list[str] | None = None) -> int:
               f"../shared/data beside the repository (or ${datasets.ENV_VAR}). Nothing was measured or written.")
         return 0
     data_dir = Path(data_dir)
+    if args.scale:
+        from scale import render, run_scale
+
+        result = run_scale([int(x) for x in args.scale.split(",")], args.workdir or ROOT / "var" / "bench-scale",
+                           data_dir, http_seconds=args.duration or 10.0)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
+        print(render(result))
+        return 0
     seconds = args.duration or (3.0 if args.quick else 10.0)
     warm_s = 1.0 if args.quick else 2.0
     budget = args.budget or (10.0 if args.quick else None)

@@ -14,6 +14,11 @@ then removes, a small extra article). Checks:
   on every request after the grace period, while the word it replaced is no longer found;
 - the RSS of each worker grows by at most ``--max-rss-growth-mb`` between warm-up and the end.
 
+Then (unless ``--ops-seconds 0``) the load-balancer drills of ``bench/ops.py``: nginx with
+``deploy/faq-search.conf`` in front of two replicas; 20 slow-header connections held for
+``--ops-seconds`` (default 20), a replica killed with SIGKILL under load, a generation shipped
+to both replicas, a burst of wrong reindex tokens. Each is one more check of the report.
+
 Writes ``docs/soak.md`` and exits 1 when a check fails. Stops by itself.
 """
 
@@ -210,6 +215,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-rss-growth-mb", type=float, default=40.0, help="allowed RSS growth per worker")
     p.add_argument("--output", type=Path, default=DOC, help="report path (default docs/soak.md)")
     p.add_argument("--no-write", action="store_true", help="print the result only")
+    p.add_argument("--ops-seconds", type=float, default=20.0,
+                   help="slow-header drill of the nginx drills (bench/ops.py); 0 skips the drills")
     args = p.parse_args(argv)
 
     from indexer.publish import build
@@ -298,6 +305,8 @@ def main(argv=None) -> int:
 
     result = evaluate(args, stats, ready_seen, mem_samples, publishes, first.generation, final_workers,
                       log_errors, failure)
+    if args.ops_seconds > 0:
+        add_ops_checks(result, args.ops_seconds)
     result["elapsed_s"] = time.time() - started
     text = render(args, result)
     if not args.no_write:
@@ -306,6 +315,23 @@ def main(argv=None) -> int:
         log(f"wrote {args.output}")
     print(text)
     return 0 if result["ok"] else 1
+
+
+def add_ops_checks(result: dict, slow_seconds: float) -> None:
+    """Run the nginx drills of ``bench/ops.py`` and add one check per drill to ``result``."""
+    import ops
+
+    log(f"nginx drills: two replicas behind nginx, slow headers for {slow_seconds:g} s")
+    try:
+        drills = ops.run_all(slow_seconds=slow_seconds)
+    except ops.NginxMissing as exc:
+        drills = {"nginx": {"ok": False, "detail": str(exc)}}
+    except Exception as exc:  # noqa: BLE001 - a drill that cannot run is a failed check
+        drills = {"nginx": {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}}
+    for name, r in drills.items():
+        detail = r.get("detail") or ops.describe(name, r)
+        result["checks"].append({"name": f"nginx drill: {name.replace('_', ' ')}", "ok": r["ok"], "detail": detail})
+    result["ok"] = all(c["ok"] for c in result["checks"])
 
 
 def corpus_questions(index: Path) -> list[str]:

@@ -26,7 +26,11 @@ OWN_QUERIES = REPO / "eval" / "queries.jsonl"
 
 
 def load_own_queries(path: Path = OWN_QUERIES) -> list[dict]:
-    """The judged queries: {q, expect (a section id, or None when off-topic), kind}."""
+    """The judged queries: {q, expect (a section id, or None when off-topic), kind, split}.
+
+    ``split`` is ``tune`` or ``heldout``, alternating within each kind: only the tuning half
+    may inform a choice; the held-out half is reported.
+    """
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
@@ -63,6 +67,21 @@ def evaluate_own(engine: Engine, queries: Sequence[dict]) -> dict[str, Any]:
             "MRR@10": sum(1 / r["rank"] if r["rank"] else 0.0 for r in sub) / len(sub),
         }
     typos = [r for r in judged if r["kind"] == "typo"]
+    by_split: dict[str, dict[str, Any]] = {}
+    for split in sorted({r.get("split", "tune") for r in rows}):
+        sub = [r for r in judged if r.get("split", "tune") == split]
+        off = [r for r in offtopic if r.get("split", "tune") == split]
+        by_split[split] = {
+            "queries": len(sub),
+            "acc@1": sum(r["rank"] == 1 for r in sub) / max(len(sub), 1),
+            "MRR@10": sum(1 / r["rank"] if r["rank"] else 0.0 for r in sub) / max(len(sub), 1),
+            "offtopic": len(off),
+            "offtopic_null": sum(r["answered"] is None for r in off),
+            "by_kind": {
+                kind: sum(r["rank"] == 1 for r in sub if r["kind"] == kind) / max(sum(r["kind"] == kind for r in sub), 1)
+                for kind in sorted({r["kind"] for r in sub})
+            },
+        }
     return {
         "queries": len(rows),
         "judged": len(judged),
@@ -82,13 +101,19 @@ def evaluate_own(engine: Engine, queries: Sequence[dict]) -> dict[str, Any]:
         "offtopic_answered": [r["q"] for r in offtopic if r["answered"] is not None],
         "offtopic_max_conf": max((r["confidence"] for r in offtopic), default=0.0),
         "by_kind": by_kind,
+        "by_split": by_split,
         "misses": [
-            {"q": r["q"], "kind": r["kind"], "expect": r["expect"], "got": r["ids"][:3], "rank": r["rank"]}
+            {"q": r["q"], "kind": r["kind"], "split": r.get("split", "tune"), "expect": r["expect"],
+             "got": r["ids"][:3], "rank": r["rank"]}
             for r in judged if r["rank"] != 1
         ],
         "points": [(r["confidence"], r["expect"] is not None, r["top"] == r["expect"] and r["expect"] is not None)
                    for r in rows],
         "offtopic_conf": [r["confidence"] for r in offtopic],
+        # Only the tuning half may choose anything (the answer threshold included).
+        "points_tune": [(r["confidence"], r["expect"] is not None, r["top"] == r["expect"] and r["expect"] is not None)
+                        for r in rows if r.get("split", "tune") == "tune"],
+        "offtopic_conf_tune": [r["confidence"] for r in offtopic if r.get("split", "tune") == "tune"],
     }
 
 

@@ -77,7 +77,7 @@ from eval.own import (
 )
 from eval.protocol import LIVEQA_VARIANTS, PREFIX_CHARS, RELATED_SAMPLE, SEED
 from eval.render import NOTES, render_report, threshold_explanation
-from eval.variants import ranking_variants
+from eval.variants import ablation_rankings, ranking_variants
 
 if TYPE_CHECKING:
     from indexer.settings import Config
@@ -222,8 +222,10 @@ def evaluate_medquad_related(engine: Engine, docs: Sequence[dict], sample: int =
 def evaluate_variants(own_config: Config, own_queries: Sequence[dict], cc_config: Config | None,
                       tuning_questions: Sequence[dict], cc_mapping: dict[str, str],
                       log: Callable[[str], None]) -> list[dict[str, Any]]:
-    """One row per ranking variant: the own queries and, with CounselChat, its tuning sample."""
+    """One row per ranking variant: the own queries' tuning half and, with CounselChat, its
+    tuning sample. Held-out sets never take part in choosing a variant."""
     rows = []
+    own_queries = [q for q in own_queries if q.get("split", "tune") == "tune"]
     for label, ranking in ranking_variants():
         started = time.perf_counter()
         own = evaluate_own(make_engine(own_config, ranking), own_queries)
@@ -234,6 +236,36 @@ def evaluate_variants(own_config: Config, own_queries: Sequence[dict], cc_config
             row.update({"CC tune MRR@10": cc["MRR@10"], "CC tune R@10": cc["Recall@10"]})
         row["seconds"] = time.perf_counter() - started
         log(f"  variant {label}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float)))
+        rows.append(row)
+    return rows
+
+
+def evaluate_ablation(own_config: Config, own_queries: Sequence[dict], cc_config: Config | None,
+                      cc_sets: dict[str, Sequence[dict]], cc_mapping: dict[str, str], mq: dict | None,
+                      log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """One row per cumulative change of ``ablation_rankings``, on every set: the own tuning
+    and held-out halves, CounselChat tuning and test (whole questions), LiveQA messages and
+    summaries (whole messages). Reported, not tuned: only the tuning columns chose values."""
+    rows = []
+    tune = [q for q in own_queries if q.get("split", "tune") == "tune"]
+    held = [q for q in own_queries if q.get("split") == "heldout"]
+    for label, ranking in ablation_rankings():
+        started = time.perf_counter()
+        engine = make_engine(own_config, ranking)
+        row: dict[str, Any] = {"change": label,
+                               "own tune acc@1": evaluate_own(engine, tune)["acc@1"],
+                               "own held-out acc@1": evaluate_own(engine, held)["acc@1"]}
+        if cc_config is not None:
+            cc_engine = make_engine(cc_config, ranking)
+            for name, questions in cc_sets.items():
+                row[f"CC {name} MRR@10"] = evaluate_counselchat(cc_engine, questions, cc_mapping)["MRR@10"]
+        if mq is not None:
+            lq = evaluate_liveqa(make_engine(mq["config"], ranking), mq["queries"], mq["qrels"],
+                                 mq["section_to_qa"], ("message", "summary"))
+            row["LiveQA message nDCG@10"] = lq["message"]["nDCG@10"]
+            row["LiveQA summary nDCG@10"] = lq["summary"]["nDCG@10"]
+        row["seconds"] = time.perf_counter() - started
+        log(f"  ablation {label}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float)))
         rows.append(row)
     return rows
 
@@ -354,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 work, "counselchat", args.reuse, lambda folder: render_counselchat(folder, questions))
             cc_engine = make_engine(cc_config)
             test, val, train = (split_questions(questions, s) for s in ("test", "val", "train"))
+            cc_test = test
             test_links = {q["link"] for q in test}
             # a question in two splits counts as test only: nothing tuned may touch a test question
             val = [q for q in val if q["link"] not in test_links]
@@ -412,12 +445,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             liveqa_pts = liveqa_points(mq_engine, queries, qrels, section_to_qa)
             log("MedQuAD related documents")
             report["medquad_related"] = evaluate_medquad_related(mq_engine, docs)
+            mq_sets = {"config": mq_config, "queries": evalq, "qrels": qrels, "section_to_qa": section_to_qa}
+        else:
+            mq_sets = None
+
+        # ---- ablation of search quality II on every set (reported; tuning columns chose)
+        if not args.no_variants:
+            log("ablation on every set")
+            cc_sets = {"tune": tuning_cc, "test (held out)": cc_test} if cc_config is not None else {}
+            report["ablation"] = evaluate_ablation(own_config, own_queries, cc_config, cc_sets, cc_map or {},
+                                                   mq_sets, log)
 
         # ---- threshold
         own_pts = report["own"]["points"]
-        tuning_sets = [own_pts] + ([cc_tune_points] if cc_tune_points else [])
-        chosen, best = choose_threshold(tuning_sets, report["own"]["offtopic_conf"])
-        sets = {"own": own_pts}
+        tuning_sets = [report["own"]["points_tune"]] + ([cc_tune_points] if cc_tune_points else [])
+        chosen, best = choose_threshold(tuning_sets, report["own"]["offtopic_conf_tune"])
+        sets = {"own (both halves)": own_pts}
         if cc_tune_points:
             sets["CC train/val"] = cc_tune_points
         if liveqa_pts:

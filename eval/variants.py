@@ -50,4 +50,33 @@ def ranking_variants() -> list[tuple[str, Ranking]]:
         ("synonyms weight 1.0", vary(synonym_weight=1.0)),
         ("synonyms weight 0.3", vary(synonym_weight=0.3)),
         ("no duplicate collapsing", vary(collapse_duplicates=False)),
+        ("general-English weight 0.3", vary(general_weight=0.3)),
+        ("general-English weight 1.0", vary(general_weight=1.0)),
+        ("word-family weight 1.0", vary(family_weight=1.0)),
+        ("number weight 0.6", vary(number_weight=0.6)),
+        ("question sentences ×2 in whole messages", vary(question_boost=2.0)),
     ]
+
+
+def ablation_rankings() -> list[tuple[str, Ranking]]:
+    """Search quality II, one change at a time: each row adds one kind of built-in
+    equivalence (``service.lexicon``) to the row above; the last row is the shipped default
+    (the question-sentence weighting of whole messages is measured as a variant: it is off)."""
+    from service.scoring import DEFAULT_RANKING as D
+
+    none = dataclasses.replace(D, number_weight=0.0, letters_weight=0.0, general_weight=0.0,
+                               family_weight=0.0, question_boost=1.0)
+    steps = [
+        ("without any (the ranking before this work)", {}),
+        ("+ numbers: five ↔ 5, fifth ↔ 5th", {"number_weight": D.number_weight}),
+        ("+ letters: Ps ↔ P's", {"letters_weight": D.letters_weight}),
+        ("+ general English (WordNet, reviewed)", {"general_weight": D.general_weight}),
+        ("+ word families: therapy → psychotherapy", {"family_weight": D.family_weight}),
+    ]
+    if D.question_boost != 1.0:  # off by default: every boost lost on CounselChat tuning
+        steps.append(("+ question sentences of whole messages", {"question_boost": D.question_boost}))
+    rows, current = [], none
+    for label, change in steps:
+        current = dataclasses.replace(current, **change)
+        rows.append((label, current))
+    return rows

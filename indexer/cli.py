@@ -1,7 +1,7 @@
 """``faq-index``: build, update, inspect and lint the search index from the command line.
 
 Exit codes are ``indexer.exitcodes.ExitCode``: 0 success; 1 failed (or, for ``validate``,
-problems found); 2 usage error; 3 another build holds the lock; 4 refused by the section-loss
+problems found; for ``verify``, a damaged or unverifiable generation); 2 usage error; 3 another build holds the lock; 4 refused by the section-loss
 safety check.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
+import re
 import sqlite3
 import sys
 import time
@@ -18,8 +20,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from indexer.corpus import Issue, LinkMap, resolve_links
+from indexer.corpus import Issue, LinkMap, resolve_links, site_link_notes
+from indexer.crawl import check_start_url, crawl
 from indexer.exitcodes import ExitCode
+from indexer.manifest import MANIFEST, verify_folder
 from indexer.publish import (
     CATALOG,
     BuildError,
@@ -32,7 +36,9 @@ from indexer.publish import (
     read_catalog,
     read_corpus,
 )
+from indexer.report import render_report
 from indexer.settings import load_config
+from indexer.ship import ship_to, source_generation
 
 
 def _progress(label: str):
@@ -120,7 +126,7 @@ def validate_corpus(config) -> tuple[list[Issue], int]:
     link_map = LinkMap([(a.slug, a.url, a.canonical, a.source) for a in kept], config.site_url)
     for article in kept:
         resolve_links(article, link_map)
-        issues += [i for i in article.issues if i.code == "broken-link"]
+        issues += [i for i in article.issues if i.code == "broken-link"] + site_link_notes(article)
         anchors = Counter(s.anchor for s in article.sections)
         for anchor, n in anchors.items():
             if n > 1:
@@ -133,18 +139,133 @@ LINT_FAILURES = {"no-title", "duplicate-slug", "duplicate-anchor", "broken-link"
                  "binary", "too-large", "unreadable", "encoding"}
 
 
+def _lint_label(issue: Issue) -> str:
+    """How ``validate`` counts an issue: ``error`` (a problem to fix), ``warning`` or ``info``."""
+    if issue.level == "info":
+        return "info"
+    if issue.level == "error" or issue.code in LINT_FAILURES or "no text of its own" in issue.message:
+        return "error"
+    return "warning"
+
+
 def cmd_validate(args, config) -> int:
     started = time.perf_counter()
     issues, n = validate_corpus(config)
-    failures = [i for i in issues if i.level == "error" or i.code in LINT_FAILURES or "no text of its own" in i.message]
+    labels = [_lint_label(i) for i in issues]
+    failures = labels.count("error")
     if args.json:
-        print(json.dumps({"articles": n, "issues": [i.__dict__ for i in issues], "failures": len(failures)}, indent=2))
+        print(json.dumps({"articles": n, "issues": [{**i.__dict__, "level": label} for i, label in zip(issues, labels, strict=True)],
+                          "failures": failures}, indent=2))
     else:
-        for issue in issues:
-            print(f"  {issue}")
+        for issue, label in zip(issues, labels, strict=True):
+            print(f"  {label}: {issue.source}: {issue.message}")
         print(f"{n} articles checked in {time.perf_counter() - started:.2f} s: "
-              f"{len(failures)} problem(s) to fix, {len(issues) - len(failures)} other warning(s)")
+              f"{failures} problem(s) to fix, {labels.count('warning')} other warning(s), {labels.count('info')} note(s)")
+    if n == 0:
+        print(f"faq-index: no article could be read from {config.corpus_dir}", file=sys.stderr)
+        return ExitCode.FAILED
     return ExitCode.FAILED if failures else ExitCode.OK
+
+
+def cmd_crawl(args, config) -> int:
+    """Mirror the site into the corpus folder; with ``--update``, publish it too."""
+    problem = check_start_url(args.url)
+    if problem:
+        print(f"faq-index: {problem}", file=sys.stderr)
+        return ExitCode.USAGE
+    with tqdm(desc="crawling", unit="page", disable=None, leave=False, file=sys.stderr) as bar:
+        report = crawl(args.url, Path(config.corpus_dir), config, max_pages=args.max_pages,
+                       max_depth=args.max_depth, progress=lambda: bar.update(1))
+    for line in report.problems[:50]:
+        print(f"  {line}", file=sys.stderr)
+    if args.json and not args.update:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(report.summary())
+    if not (report.fetched or report.not_modified):
+        return ExitCode.FAILED  # nothing of the site could be read: there is nothing to publish
+    return cmd_build(args, config, "update") if args.update else ExitCode.OK
+
+
+def cmd_ship(args, config) -> int:
+    """Copy the served (or named) generation to each DEST index folder, its pointer switched last."""
+    source = source_generation(Path(config.index_dir), args.generation)
+    worst, results = ExitCode.OK, []
+    for dest in args.dest:
+        try:
+            result = ship_to(source, dest, config.keep_generations)
+        except (BuildError, OSError) as exc:
+            message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            print(f"faq-index: ship to {dest}: {message}", file=sys.stderr)
+            worst = worst or getattr(exc, "exit_code", ExitCode.FAILED)
+            results.append({"destination": str(dest), "error": message})
+            continue
+        results.append(result.__dict__)
+        if not args.json:
+            done = "already served there" if result.already_served else "now served there"
+            print(f"shipped {result.generation} to {dest} ({result.copied_bytes / 1e6:.2f} MB copied), {done}")
+    if args.json:
+        print(json.dumps({"generation": source[0], "destinations": results}, indent=2))
+    return worst
+
+
+def cmd_verify(args, config) -> int:
+    """Check the served (or named) generation's files against its manifest: sizes and SHA-256.
+    One line per damaged file; exit 1 when any is damaged or there is no manifest to check."""
+    name, folder = source_generation(Path(config.index_dir), args.generation)
+    damage = verify_folder(folder)
+    files = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)
+    if args.json:
+        print(json.dumps({"generation": name, "intact": None if damage is None else not damage,
+                          "files": len(files), "damaged": [d.__dict__ for d in damage or []]}, indent=2))
+    elif damage is None:
+        print(f"faq-index: generation {name} has no {MANIFEST} (built before manifests), so it cannot be "
+              "verified; `faq-index build` publishes one that can", file=sys.stderr)
+    elif damage:
+        for d in damage:
+            print(f"damaged: {name}/{d.file}: {d.problem}")
+        print(f"faq-index: generation {name} is damaged ({len(damage)} of {len(files)} files); "
+              "run `faq-index build` to publish an intact one", file=sys.stderr)
+    else:
+        size = sum((folder / f).stat().st_size for f in files)
+        print(f"generation {name} is intact: {len(files)} files, {size / 1e6:.2f} MB match {MANIFEST}")
+    return ExitCode.OK if damage == [] else ExitCode.FAILED
+
+
+def cmd_report(args, config) -> int:
+    """Search analytics for editors. The service's modules are imported here only: every other
+    command runs without them."""
+    from service.analytics import Analytics
+    from service.search import Engine
+
+    report = Analytics(config).report(Engine(config), days=args.days, limit=args.limit)
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else render_report(report))
+    return ExitCode.OK
+
+
+def _count(low: int, high: int):
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[0-9]{1,9}", text) or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}")
+        return int(text)
+    return parse
+
+
+class _TaggedStream:
+    """Writes through to ``stream`` with ``[request <id>] `` at the start of every line, so a
+    reindex job's output names the HTTP request that started it (``FAQ_REQUEST_ID``)."""
+
+    def __init__(self, stream, request_id: str):
+        self.stream, self.tag, self.at_line_start = stream, f"[request {request_id}] ", True
+
+    def write(self, text: str) -> int:
+        for part in text.splitlines(keepends=True):
+            self.stream.write(self.tag + part if self.at_line_start else part)
+            self.at_line_start = part.endswith("\n")
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
 
 
 _WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
@@ -176,12 +297,30 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--wait", action="store_true", help="wait for a running build instead of failing")
     sub.add_parser("stats", parents=[common], help="describe the served generation")
     sub.add_parser("validate", parents=[common], help="lint the corpus without writing anything")
+    p = sub.add_parser("crawl", parents=[common], help="mirror the live site (a start page or a sitemap) into the corpus")
+    p.add_argument("url", help="a start page (same-origin links are followed) or a sitemap.xml[.gz]")
+    p.add_argument("--max-pages", type=_count(1, 1_000_000), help="pages to request at most (default: $FAQ_CRAWL_MAX_PAGES)")
+    p.add_argument("--max-depth", type=_count(0, 100), help="link hops from the start page (default: $FAQ_CRAWL_MAX_DEPTH)")
+    p.add_argument("--update", action="store_true", help="then publish the changes (as `faq-index update`)")
+    p.add_argument("--force", action="store_true", help="with --update: publish even if many sections were lost")
+    p.add_argument("--wait", action="store_true", help="with --update: wait for a running build instead of failing")
+    p = sub.add_parser("ship", parents=[common], help="copy the served generation to replicas' index folders")
+    p.add_argument("dest", nargs="+", type=Path, metavar="DEST", help="a replica's index folder")
+    p.add_argument("--generation", help="ship this generation instead of the served one")
+    p = sub.add_parser("verify", parents=[common], help="check the served generation's files against its manifest")
+    p.add_argument("--generation", help="check this generation instead of the served one")
+    p = sub.add_parser("report", parents=[common], help="search analytics: top, zero-result and unanswered queries")
+    p.add_argument("--days", type=_count(1, 3650), default=30, help="how many UTC days back, today included (default 30)")
+    p.add_argument("--limit", type=_count(1, 1000), default=20, help="queries per list (default 20)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
+    request_id = os.environ.get("FAQ_REQUEST_ID", "")
+    if re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", request_id) and not isinstance(sys.stderr, _TaggedStream):
+        sys.stderr = _TaggedStream(sys.stderr, request_id)
     overrides = {}
     if args.corpus:
         overrides["corpus_dir"] = args.corpus
@@ -197,6 +336,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_build(args, config, "full" if args.command == "build" else "update")
         if args.command == "stats":
             return cmd_stats(args, config)
+        if args.command == "crawl":
+            return cmd_crawl(args, config)
+        if args.command == "ship":
+            return cmd_ship(args, config)
+        if args.command == "report":
+            return cmd_report(args, config)
+        if args.command == "verify":
+            return cmd_verify(args, config)
         return cmd_validate(args, config)
     except BuildError as exc:
         print(f"faq-index: {exc}", file=sys.stderr)

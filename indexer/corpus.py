@@ -35,7 +35,7 @@ class Issue:
 
     source: str
     message: str
-    level: str = "warning"  # "warning" | "error"
+    level: str = "warning"  # "info" | "warning" | "error"
     code: str = "other"
 
     def __str__(self) -> str:
@@ -404,15 +404,40 @@ class LinkMap:
         return ResolvedLink(section, href, text, "internal", slug, parts.fragment)
 
 
+#: Same-site pages that are not articles (contact, legal, accounts, archives, files): a link
+#: to one is information for editors, not a broken link.
+NON_ARTICLE_PATH = re.compile(
+    r"^/(?:(?:contact|contact-us|about|about-us|privacy|privacy-policy|terms|terms-of-service|terms-of-use|"
+    r"terms-and-conditions|cookies?|cookie-policy|legal|imprint|impressum|accessibility|sitemap|search|"
+    r"login|log-in|signin|sign-in|logout|register|signup|sign-up|account|my-account|cart|checkout|book|"
+    r"booking|book-now|appointments?|schedule|careers|jobs|category|categories|tag|tags|author|authors|"
+    r"archives?|page|feed|rss|wp-admin|wp-login\.php|wp-content)(?:/.*)?|.*\.(?:pdf|docx?|xlsx?|pptx?|jpe?g|"
+    r"png|gif|webp|svg|mp3|mp4|zip|ics|vcf|txt|csv|xml))?$", re.I)
+
+
+def is_non_article_link(href: str) -> bool:
+    """Does ``href`` go to a same-site page that is not an article (``/contact/``, ``/``, a PDF)?"""
+    return bool(NON_ARTICLE_PATH.match(unquote(urlsplit(href).path) or "/"))
+
+
 def resolve_links(article: Article, link_map: LinkMap) -> None:
-    """Fill ``article.links`` and report internal links that point nowhere."""
+    """Fill ``article.links`` and report internal links that point nowhere; a link to a page
+    of the site that is not an article is not a problem (``site_link_notes`` lists them)."""
     article.links = [link_map.resolve(pos, href, text) for pos, href, text in article.raw_links]
     article.issues = [i for i in article.issues if i.code != "broken-link"]
     for link in article.links:
-        if link.kind == "broken":
+        if link.kind == "broken" and not is_non_article_link(link.href):
             article.issues.append(
                 Issue(article.source, f"internal link {link.href!r} ({link.text!r}) matches no article", code="broken-link")
             )
+
+
+def site_link_notes(article: Article) -> list[Issue]:
+    """Information for editors: links (after ``resolve_links``) to same-site pages that are
+    not articles."""
+    return [Issue(article.source, f"link {lk.href!r} ({lk.text!r}) goes to a page of the site that is not an article",
+                  "info", "site-link")
+            for lk in article.links if lk.kind == "broken" and is_non_article_link(lk.href)]
 
 
 def fingerprint(obj: object) -> str:

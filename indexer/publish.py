@@ -4,14 +4,17 @@ Layout of the index folder::
 
     CURRENT                 name of the served generation (replaced with os.replace)
     LOCK                    flock'd while a build runs
-    generations/000007-…/   a complete generation: Whoosh files, catalog.sqlite, GENERATION.json
+    generations/000007-…/   a complete generation: Whoosh files, catalog.sqlite, GENERATION.json,
+                            derived arrays, MANIFEST.json (size and SHA-256 of every other file)
     generations/.tmp-…/     a build in progress (removed by the next build if it was killed)
 
 A build always writes a new folder; the pointer moves only after the new generation has
 been opened and checked, so a killed or failed build never changes what is served. The
 catalog (SQLite) records each article's content hash, metadata and resolved links: it is
 the manifest that lets ``update`` rewrite only the articles that changed, and the table the
-service reads article pages from.
+service reads article pages from. ``update`` hard-links the served generation's files only
+after checking them against its manifest (``indexer.manifest``); when one is damaged, or the
+catalog cannot be read, it builds in full instead, so damage never spreads to newer generations.
 """
 
 from __future__ import annotations
@@ -49,9 +52,12 @@ from indexer.corpus import (
     resolve_links,
     sha256,
 )
+from indexer.derived import check_derived, write_derived
 from indexer.exitcodes import ExitCode
+from indexer.manifest import MANIFEST, check_sizes, read_manifest, verify_folder, write_manifest
 from indexer.schema import SCHEMA, SCHEMA_VERSION, words
 from indexer.settings import Config
+from indexer.spelltable import count_words, write_vocabulary
 
 CURRENT = "CURRENT"
 GENERATIONS = "generations"
@@ -465,10 +471,13 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
         (index_dir / GENERATIONS).mkdir(parents=True, exist_ok=True)
         prune(index_dir, config.keep_generations)  # leftovers of killed builds
         current = current_generation(index_dir)
-        previous = read_catalog(current[1] / CATALOG) if current and mode == "update" else {}
-        if mode == "update" and (current is None or _built_with(current[1]) != _build_settings(config)):
-            report.mode = mode = "full"  # nothing to update from, or built another way
-            previous = {}
+        previous: dict[str, dict] = {}
+        verified: dict[tuple[int, int], dict] = {}  # (device, inode) of checked files → entry
+        if mode == "update":
+            previous = _update_base(current, config, report, verified)
+            if previous is None:
+                report.mode = mode = "full"
+                previous = {}
         tmp = index_dir / GENERATIONS / f".tmp-{os.getpid()}-{int(time.time() * 1000)}"
         try:
             _build_into(tmp, config, corpus_dir, current, previous, mode, report, progress)
@@ -487,7 +496,11 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
                     **_build_settings(config)}
             info.pop("issues")
             info["seconds"] = round(time.perf_counter() - started, 3)
+            info["manifest"] = MANIFEST  # a generation that says so but has none is damaged
             (tmp / GENERATION_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+            t0 = time.perf_counter()
+            _write_and_check_manifest(tmp, verified)
+            report.timings["manifest"] = time.perf_counter() - t0
             final = index_dir / GENERATIONS / name
             os.replace(tmp, final)
             _fsync_dir(final.parent)
@@ -634,6 +647,10 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
     except BaseException:
         writer.cancel()
         raise
+    t0 = time.perf_counter()
+    # Only the segments this build wrote are derived; the others' arrays were hard-linked.
+    write_derived(tmp, whoosh_index.open_dir(str(tmp)))
+    report.timings["derive"] = time.perf_counter() - t0
     synonyms = corpus_dir / SYNONYMS
     # The copied generation's file is a hard link to the served one: unlink it before
     # writing, or copying would change the served generation in place.
@@ -646,6 +663,10 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
     totals = conn.execute("SELECT COUNT(*), COALESCE(SUM(sections), 0) FROM articles").fetchone()
     report.articles, report.sections = totals[0], totals[1]
     report.links = sum(len(json.loads(r[0])) for r in conn.execute("SELECT links FROM articles"))
+    t0 = time.perf_counter()
+    # The speller's vocabulary and table, once here rather than in every worker at start-up.
+    write_vocabulary(tmp, count_words(json.loads(r[0]) for r in conn.execute("SELECT words FROM articles")))
+    report.timings["vocabulary"] = time.perf_counter() - t0
     conn.close()
     report.rewritten.sort()
 
@@ -726,11 +747,59 @@ def drop_duplicate_slugs(parsed: dict[str, Article], unchanged: dict[str, dict],
         unchanged.pop(src, None)
 
 
+def _update_base(current, config: Config, report: BuildReport,
+                 verified: dict[tuple[int, int], dict]) -> dict[str, dict] | None:
+    """The catalog an update starts from, or None when it must be a full build: nothing is
+    served, it was built another way, a file it would reuse is damaged (or cannot be checked:
+    no manifest), or its catalog cannot be read. ``verified`` receives the checked files."""
+    if current is None or _built_with(current[1]) != _build_settings(config):
+        return None  # nothing to update from, or built another way
+    name, folder = current
+    damage = verify_folder(folder)
+    if damage is None:
+        report.issues.append(Issue("(index)", f"the served generation {name} has no manifest (built before "
+                                   "manifests), so its files cannot be checked for reuse; built in full",
+                                   "info", "unverified"))
+        return None
+    if damage:
+        shown = "; ".join(str(d) for d in damage[:5]) + ("; …" if len(damage) > 5 else "")
+        report.issues.append(Issue("(index)", f"the served generation {name} is damaged ({shown}); "
+                                   "built in full instead of reusing its files", "warning", "damaged"))
+        return None
+    try:
+        previous = read_catalog(folder / CATALOG)
+    except BuildError as exc:
+        report.issues.append(Issue("(index)", f"{exc}; built in full instead", "warning", "damaged"))
+        return None
+    manifest = read_manifest(folder) or {"files": {}}
+    for file, entry in manifest["files"].items():
+        st = os.stat(folder / file)
+        verified[(st.st_dev, st.st_ino)] = entry
+    return previous
+
+
+def _write_and_check_manifest(tmp: Path, verified: dict[tuple[int, int], dict]) -> None:
+    """Write the new generation's manifest and check the folder against it before publishing.
+
+    Files hard-linked from the served generation were hashed when they were checked for reuse
+    and are not read again; every file this build wrote is hashed from disk.
+    """
+    def known(path: Path) -> dict | None:
+        st = os.stat(path)
+        entry = verified.get((st.st_dev, st.st_ino))
+        return entry if entry is not None and entry["size"] == st.st_size else None
+
+    write_manifest(tmp, known)
+    damage = check_sizes(tmp, read_manifest(tmp))
+    if damage:
+        raise BuildError(f"the new generation does not match its manifest ({damage[0]}); not published")
+
+
 def _copy_generation(src: Path, dst: Path) -> None:
     """Hard-link Whoosh's write-once segment files; copy the catalog, which is rewritten."""
     dst.mkdir(parents=True)
     for path in src.iterdir():
-        if path.name in (GENERATION_INFO,) or "LOCK" in path.name or path.is_dir():
+        if path.name in (GENERATION_INFO, MANIFEST) or "LOCK" in path.name or path.is_dir():
             continue
         if path.name == CATALOG:
             shutil.copy2(path, dst / path.name)
@@ -773,6 +842,9 @@ def _check(tmp: Path, report: BuildReport) -> None:
             raise BuildError(f"index holds {count} sections but the catalog lists {report.sections}; not published")
         if len(searcher.search(Every(), limit=1)) == 0:
             raise BuildError("the new index answers no query; not published")
+    problem = check_derived(tmp, ix)
+    if problem:
+        raise BuildError(f"{problem}; not published")
     conn = sqlite3.connect(tmp / CATALOG)
     try:
         if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":

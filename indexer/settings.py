@@ -126,6 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("answer_threshold", "FAQ_ANSWER_THRESHOLD", 0.4, "Confidence below which `/v1/answer` returns `null` (chosen by `make eval`).", float, "float", 0, 1),
     Setting("cache_size", "FAQ_CACHE_SIZE", 2048, "Responses kept per worker in the LRU cache (keyed by index generation); 0 disables it.", int, "int", 0, 10_000_000),
     Setting("max_query_chars", "FAQ_MAX_QUERY_CHARS", 256, "Longest accepted `q`; longer gets 400.", int, "int", 1, 10_000),
+    Setting("max_text_chars", "FAQ_MAX_TEXT_CHARS", 4000, "Longest `text` of a `POST /v1/search` or `/v1/answer` body (whole messages from other services); longer gets 413.", int, "int", 1, 50_000),
     Setting("cache_max_age", "FAQ_CACHE_MAX_AGE", 60, "`Cache-Control: max-age` in seconds for GET responses.", int, "int", 0, 31_536_000),
     Setting("cache_public", "FAQ_CACHE_PUBLIC", False, "Send `Cache-Control: public` for query responses too (`/v1/search`, `/v1/answer`, `/v1/suggest`); only for sites whose own CDN should cache them. Default: `private`.", _bool, "bool"),
     Setting("host", "HOST", "127.0.0.1", "Address gunicorn binds to.", str),
@@ -134,6 +135,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("threads", "FAQ_THREADS", 1, "Threads per gunicorn worker (each thread gets its own searcher).", int, "int", 1, 256),
     Setting("log_level", "FAQ_LOG_LEVEL", "info", "Log level of the service and the access log.", lambda v: v.strip().lower(),
             choices=("debug", "info", "warning", "error", "critical")),
+    Setting("crawl_user_agent", "FAQ_CRAWL_USER_AGENT", "MyPsychotherapyFAQ-indexer/0.1 (site search)",
+            "User-Agent of `faq-index crawl`; robots.txt rules for it are obeyed.", str,
+            check=lambda v: None if v.strip() and v.isprintable() else "must be printable and not empty",
+            allowed="printable, not empty"),
+    Setting("crawl_concurrency", "FAQ_CRAWL_CONCURRENCY", 2, "Requests `faq-index crawl` has open at once per host.", int, "int", 1, 16),
+    Setting("crawl_timeout", "FAQ_CRAWL_TIMEOUT", 10.0, "Seconds `faq-index crawl` waits for each request (connect, read) before reporting a timeout.", float, "float", 0.1, 300),
+    Setting("crawl_max_pages", "FAQ_CRAWL_MAX_PAGES", 1000, "Pages `faq-index crawl` requests at most (`--max-pages`).", int, "int", 1, 1_000_000),
+    Setting("crawl_max_depth", "FAQ_CRAWL_MAX_DEPTH", 5, "Link hops from the start page `faq-index crawl` follows at most (`--max-depth`).", int, "int", 0, 100),
+    Setting("crawl_max_redirects", "FAQ_CRAWL_MAX_REDIRECTS", 5, "Redirects `faq-index crawl` follows per page.", int, "int", 0, 20),
+    Setting("analytics", "FAQ_ANALYTICS", True, "Count searches per normalised query and day for editors (`faq-index report`, `GET /v1/analytics`; privacy rules in `docs/operations.md`); `off` stores nothing at all.", _bool, "bool"),
+    Setting("analytics_min_count", "FAQ_ANALYTICS_MIN_COUNT", 3, "A query appears in the analytics report only once it was counted at least this many times in the reported days (k).", int, "int", 2, 1_000_000),
+    Setting("analytics_retention_days", "FAQ_ANALYTICS_RETENTION_DAYS", 90, "Days of search analytics kept; older rows are deleted.", int, "int", 1, 3650),
+    Setting("analytics_flush_seconds", "FAQ_ANALYTICS_FLUSH_SECONDS", 5.0, "Longest time a worker keeps search counts in memory before writing them (and at exit).", float, "float", 0.05, 5),
 )
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from bs4 import BeautifulSoup
 from bs4.element import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
 
+from indexer.anchors import find_anchor, heading_text
+
 HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 INTRO_ANCHOR = "top"  # browsers scroll to the top for "#top" when no element has that id
 
@@ -105,17 +107,39 @@ def _collapse(text: str) -> str:
 
 
 def heading_anchor(tag: Tag) -> str | None:
-    """The id a browser would scroll to for this heading, as the page has it."""
-    own = tag.get("id")
-    if isinstance(own, str) and own.strip():
-        return own.strip()
-    for child in tag.children:
-        if isinstance(child, Tag) and child.name in ("a", "span"):
-            for attr in ("id", "name") if child.name == "a" else ("id",):
-                value = child.get(attr)
-                if isinstance(value, str) and value.strip():
-                    return value.strip()
-    return None
+    """The fragment a browser scrolls to for this heading, as the page has it (the rules and
+    their order: ``indexer.anchors``), or None when the page offers none."""
+    found = find_anchor(tag)
+    return found[0] if found else None
+
+
+#: Headings of page furniture: share, related, newsletter, comment and gallery widgets.
+#: Such a heading is dropped with its text unless that text is article prose, which then
+#: stays with the section above (a "Share this story" bar must not swallow the article).
+FURNITURE = re.compile(
+    r"^(share( this( (story|article|post|page))?| on \w+)?|sharing( is caring)?|spread the word|"
+    r"related( (articles?|posts?|stories|content|reading|links|topics|searches|videos))?|(you )?(may|might) (also )?like|"
+    r"more (from|like this|stories|articles)( .*)?|recommended( (for you|reading|articles|stories))?|"
+    r"read (more|next)|popular( (posts|articles|stories))?|most (popular|read|viewed)|trending( now)?|"
+    r"(sign up for |subscribe to |get )?(our |the )?newsletters?|subscribe|stay (informed|in touch|updated)|"
+    r"follow us( on \w+)?|comments?( \(\d+\))?|\d+ (comments?|responses?|replies)|leave a (comment|reply)|"
+    r"(post a|add a|join the) (comment|discussion|conversation)|responses?|discussion|"
+    r"(photo |image )?gallery|photos?|tags?|categories|about the author|share this:?)$",
+    re.I,
+)
+_PROSE_WORDS = 40  # a furniture heading's text counts as article prose from this many words
+_MAX_PROSE_LINK_SHARE = 0.5
+
+
+def is_furniture(text: str) -> bool:
+    """Does the heading name a page widget rather than a part of the article?"""
+    return bool(FURNITURE.match(text.strip(" :.!?")))
+
+
+def _is_prose(answer: str, links: list[Link]) -> bool:
+    words = len(re.findall(r"\w+", answer))
+    linked = sum(len(re.findall(r"\w+", lk.text)) for lk in links)
+    return words >= _PROSE_WORDS and linked <= _MAX_PROSE_LINK_SHARE * words
 
 
 def render_text(pieces: list[str]) -> str:
@@ -143,7 +167,10 @@ def render_text(pieces: list[str]) -> str:
 
 
 class _Builder:
-    """Accumulates the walk's output into sections."""
+    """Accumulates the walk's output into sections.
+
+    A heading that is not a section of its own (an empty one, or page furniture whose text is
+    prose) *continues* the open section: its text joins that section's answer."""
 
     def __init__(self, title: str):
         self.title = title
@@ -158,21 +185,34 @@ class _Builder:
         self.pieces: list[str] = []
         self.links: list[Link] = []
         self.generated = False
+        self.emitted: Section | None = None  # the section served for the open heading, if any
+        self.furniture = ""  # the furniture heading the text since the last heading is under
+        self.dropped_furniture: list[str] = []
 
     def flush(self) -> None:
         answer = render_text(self.pieces)
-        if answer:
-            self.sections.append(
-                Section(
-                    question=self.question or (self.crumbs[-1] if self.crumbs else self.title),
-                    answer=answer,
-                    anchor=self.anchor,
-                    level=self.level,
-                    breadcrumbs=list(self.crumbs),
-                    links=self.links,
-                    anchor_generated=self.generated,
-                )
+        furniture, self.furniture = self.furniture, False
+        if furniture and not _is_prose(answer, self.links):
+            self.dropped_furniture.append(furniture)
+            self.all_links[len(self.all_links) - len(self.links):] = []
+            self.pieces, self.links = [], []
+            return
+        if not re.search(r"\w", answer):
+            pass  # an answer without a word ("-", "…") is never served
+        elif self.emitted is not None:
+            self.emitted.answer += "\n\n" + answer
+            self.emitted.links.extend(self.links)
+        else:
+            self.emitted = Section(
+                question=self.question or (self.crumbs[-1] if self.crumbs else self.title),
+                answer=answer,
+                anchor=self.anchor,
+                level=self.level,
+                breadcrumbs=list(self.crumbs),
+                links=self.links,
+                anchor_generated=self.generated,
             )
+            self.sections.append(self.emitted)
         self.pieces, self.links = [], []
 
     def start(self, level: int, text: str, anchor: str, generated: bool) -> None:
@@ -184,10 +224,17 @@ class _Builder:
         self.crumbs = [self.title] + [h.text for h in self.open if h.text]
         self.open.append(heading)
         self.question, self.anchor, self.level, self.generated = text, anchor, level, generated
+        self.emitted = None
+
+    def continue_section(self, furniture: str = "") -> None:
+        """A heading that is not a section: its text goes to the open section (or, for
+        furniture that is not prose, nowhere)."""
+        self.flush()
+        self.furniture = furniture
 
 
 def _heading_text(tag: Tag) -> str:
-    return _collapse(tag.get_text(" "))
+    return heading_text(tag)
 
 
 def _title_heading(content: Tag) -> Tag | None:
@@ -213,22 +260,25 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
     h1_text = _heading_text(h1) if isinstance(h1, Tag) else ""
     title = _collapse(title) or h1_text or "Untitled"
     builder = _Builder(title)
-    intro_anchor = heading_anchor(h1) if isinstance(h1, Tag) else None
+    # The intro keeps "#top" unless the h1 itself carries an id: a wrapper's id would move
+    # the deep links of every existing intro section.
+    found = find_anchor(h1, rules=("own-id", "inner-id")) if isinstance(h1, Tag) else None
+    intro_anchor = found[0] if found else None
     if intro_anchor:
         builder.anchor = intro_anchor
 
-    used: set[str] = set()
+    used: set[str] = set()  # every fragment the page can scroll to
     for tag in content.find_all(True):
-        if tag.name in HEADINGS:
-            value = heading_anchor(tag)
-            if value:
-                used.add(value)
-    missing_ids = 0
+        for attr in ("id", "name") if tag.name == "a" else ("id",):
+            value = tag.get(attr)
+            if isinstance(value, str) and value.strip():
+                used.add(value.strip())
+    missing: list[str] = []  # headings whose page offers no target
     duplicate_ids: list[str] = []
     seen_anchors: set[str] = {builder.anchor}
 
     def unique(base: str) -> str:
-        # Never an id that a heading of the page really has: deep links to it must land there.
+        # Never an id that the page really has: deep links to it must land there.
         candidate, n = base, 2
         while candidate in seen_anchors or candidate in used:
             candidate, n = f"{base}-{n}", n + 1
@@ -270,21 +320,24 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
         if name in _SKIP:
             continue
         if name in HEADINGS:
-            level = HEADINGS[name]
-            text = _heading_text(node)
             if node is h1:
                 continue  # the article title, not a section
-            level = max(level, 2)
+            level = max(HEADINGS[name], 2)
+            text = _heading_text(node)
             anchor = heading_anchor(node)
+            if (not text and anchor is None) or is_furniture(text):
+                # Neither words nor a target of its own: its text stays with the section above.
+                builder.continue_section(furniture=text)
+                continue
             generated = anchor is None
             if anchor is None:
-                missing_ids += 1
+                missing.append(text)
                 anchor = unique(slugify(text))
             elif anchor in seen_anchors:
                 duplicate_ids.append(anchor)
                 anchor = unique(anchor)
             seen_anchors.add(anchor)
-            builder.start(level, text or "", anchor, generated)
+            builder.start(level, text, anchor, generated)
             for a in node.find_all("a", href=True):
                 href = safe_href(str(a["href"]))
                 if href is not None:
@@ -317,11 +370,15 @@ def split(content: Tag | None, title: str = "") -> SplitResult:
             continue
         name = heading.text or f"#{heading.anchor}"
         warnings.append(f"heading {name!r} has no text of its own and no sub-headings; skipped")
-    if missing_ids:
+    if missing:
+        shown = ", ".join(repr(t) for t in missing[:5]) + (", …" if len(missing) > 5 else "")
         warnings.append(
-            f"{missing_ids} heading(s) have no id; anchors were generated from their text "
-            "(add ids in the CMS so that deep links stay stable)"
+            f"{len(missing)} heading(s) have no id; anchors were generated from their text "
+            f"(add ids in the CMS so that deep links stay stable): {shown}"
         )
+    dropped = [t for t in builder.dropped_furniture if t]
+    if dropped:
+        warnings.append(f"page furniture headings skipped with their text: {', '.join(map(repr, dropped))}")
     if duplicate_ids:
         warnings.append(f"duplicate heading ids made unique: {', '.join(sorted(set(duplicate_ids)))}")
     if not builder.outline:

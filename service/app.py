@@ -19,10 +19,12 @@ import falcon
 from indexer.settings import Config, load_config
 from service import pages
 from service import resources as r
+from service.analytics import Analytics, AnalyticsResource
 from service.cache import ResponseCache
 from service.generations import NoIndex
 from service.jobs import JobStore
-from service.middleware import AccessLog, Cors, HttpCache, SecurityHeaders
+from service.metrics import MetricsResource, RequestMetrics, observe_generation
+from service.middleware import AccessLog, Cors, HttpCache, RequestId, SecurityHeaders
 from service.openapi import OpenApiResource, load_document
 from service.search import Engine, NotFound
 
@@ -76,7 +78,8 @@ def _not_found(req, resp, exc: NotFound, params) -> None:
 def _unexpected(req, resp, exc: Exception, params) -> None:
     if isinstance(exc, falcon.HTTPError | falcon.HTTPStatus):  # pragma: no cover - handled by Falcon
         raise exc
-    error_log.exception("unexpected error on %s %s", req.method, req.path)  # never the query string
+    error_log.exception("unexpected error on %s %s (request id %s)", req.method, req.path,  # never the query string
+                        getattr(req.context, "request_id", "-"))
     raise falcon.HTTPInternalServerError(description=_DEFAULT_DESCRIPTIONS[500])
 
 
@@ -85,6 +88,7 @@ def _unexpected(req, resp, exc: Exception, params) -> None:
 # so a deploy or a settings change never earns a stale 304.
 _RESPONSE_CODE = ("service/search.py", "service/query.py", "service/scoring.py", "service/highlight.py",
                   "service/suggest.py", "service/spelling.py", "service/related.py", "service/resources.py",
+                  "service/lexicon.py", "service/equivalences.txt",
                   "service/pages.py", "service/templates/base.html", "service/templates/_form.html",
                   "service/templates/index.html", "service/templates/search.html",
                   "service/templates/error.html", "indexer/schema.py")
@@ -108,6 +112,7 @@ class FaqApp(falcon.App):
     engine: Engine
     cache: ResponseCache
     jobs: JobStore
+    analytics: Analytics
     config: Config
 
 
@@ -120,13 +125,17 @@ def create_app(config: Config | None = None) -> falcon.App:
     # /healthz still answers and everything else is 503 until one is published.
     with contextlib.suppress(NoIndex):
         engine.generation()
+    observe_generation(engine)  # the generation gauges are right before the first request
     cache = ResponseCache(config.cache_size)
     jobs = JobStore(config)
+    analytics = Analytics(config)
     document = OPENAPI_PATH.read_bytes()
 
     app = FaqApp(
         middleware=[
             AccessLog(),
+            RequestId(),
+            RequestMetrics(engine),
             SecurityHeaders(),
             Cors(config.cors_origins),
             HttpCache(engine, config.cache_max_age, api_version(document, config), config.cache_public),
@@ -139,8 +148,8 @@ def create_app(config: Config | None = None) -> falcon.App:
     app.add_error_handler(NoIndex, _no_index)
     app.add_error_handler(NotFound, _not_found)
 
-    app.add_route("/v1/search", r.SearchResource(engine, config, cache))
-    app.add_route("/v1/answer", r.AnswerResource(engine, config, cache))
+    app.add_route("/v1/search", r.SearchResource(engine, config, cache, analytics))
+    app.add_route("/v1/answer", r.AnswerResource(engine, config, cache, analytics))
     app.add_route("/v1/suggest", r.SuggestResource(engine, config, cache))
     app.add_route("/v1/articles", r.ArticlesResource(engine))
     app.add_route("/v1/articles/{slug}", r.ArticleResource(engine))
@@ -148,11 +157,14 @@ def create_app(config: Config | None = None) -> falcon.App:
     app.add_route("/v1/faqs/{slug}/{anchor:path}", r.FaqResource(engine))  # an anchor may hold "/"
     app.add_route("/v1/reindex", r.ReindexResource(config, jobs))
     app.add_route("/v1/reindex/{job}", r.ReindexJobResource(config, jobs))
+    app.add_route("/v1/analytics", AnalyticsResource(config, jobs, engine, analytics))
+    app.add_route("/metrics", MetricsResource(engine))
     app.add_route("/healthz", r.HealthResource())
     app.add_route("/readyz", r.ReadyResource(engine))
     app.add_route("/openapi.json", OpenApiResource(load_document(), config))
-    pages.add_routes(app, engine, config)  # the search box: /, /search, /widget/{file}
+    pages.add_routes(app, engine, config, analytics)  # the search box: /, /search, /widget/{file}
 
     # For tests and operators poking at a live worker.
     app.engine, app.cache, app.jobs, app.config = engine, cache, jobs, config
+    app.analytics = analytics
     return app

@@ -16,18 +16,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from indexer.exitcodes import MESSAGES, ExitCode
 from indexer.publish import lock_holder, try_lock
 from indexer.publish import utc_now as now
 from indexer.settings import Config
+from service import metrics
 
 log = logging.getLogger("faq.service")
 
@@ -37,7 +40,10 @@ RECORD_GRACE = 5.0  # seconds a finished job is left to its own worker to record
 
 # The settings the indexer reads (a test checks this against indexer/): only these reach the child.
 INDEXER_SETTINGS = ("corpus_dir", "index_dir", "content_selector", "max_file_bytes", "max_section_loss",
-                    "keep_generations", "site_url", "max_sections_per_article", "log_level")
+                    "keep_generations", "site_url", "max_sections_per_article", "log_level",
+                    "crawl_user_agent", "crawl_concurrency", "crawl_timeout", "crawl_max_pages",
+                    "crawl_max_depth", "crawl_max_redirects")
+REQUEST_ID_ENV = "FAQ_REQUEST_ID"  # the HTTP request that started a job; the indexer tags its lines with it
 # Environment variables a Python child needs to run as this one does.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
 
@@ -116,8 +122,11 @@ class JobStore:
 
     # -- public
 
-    def start(self, mode: str) -> dict:
-        """Take the build lock, start the indexer holding it, record the job; else ``JobConflict``."""
+    def start(self, mode: str, request_id: str | None = None) -> dict:
+        """Take the build lock, start the indexer holding it, record the job; else ``JobConflict``.
+
+        ``request_id`` (the HTTP request's) goes to the indexer, which tags its output lines
+        with it, and to this service's log lines about the job."""
         self.index_dir.mkdir(parents=True, exist_ok=True)
         fd = try_lock(self.index_dir)
         if fd is None:
@@ -136,14 +145,17 @@ class JobStore:
                     (job_id, mode, now(), json.dumps(dict.fromkeys(_COUNT_KEYS, 0)), str(out_path), str(err_path)),
                 )
                 try:
-                    proc = self._spawn(mode, out_path, err_path, fd)
+                    proc = self._spawn(mode, out_path, err_path, fd, request_id)
                 except OSError as exc:
+                    metrics.observe_reindex(mode, "failed", None)
                     conn.execute(
                         "UPDATE jobs SET status = 'failed', finished = ?, errors = ? WHERE id = ?",
                         (now(), json.dumps([f"the indexer could not be started: {exc}"]), job_id),
                     )
                 else:
                     _mark_holder(fd, proc.pid)
+                    log.info("reindex job %s (%s) started: indexer pid %d (request id %s)",
+                             job_id, mode, proc.pid, request_id or "-")
                     conn.execute("UPDATE jobs SET status = 'running', started = ?, pid = ?, owner = ? WHERE id = ?",
                                  (now(), proc.pid, os.getpid(), job_id))
                 self._prune(conn)
@@ -205,9 +217,12 @@ class JobStore:
             conn.close()
         return row["id"] if row else None
 
-    def _spawn(self, mode: str, out_path: Path, err_path: Path, lock_fd: int) -> subprocess.Popen:
+    def _spawn(self, mode: str, out_path: Path, err_path: Path, lock_fd: int,
+               request_id: str | None = None) -> subprocess.Popen:
         env = child_environment(self.config)
         env["FAQ_LOCK_FD"] = str(lock_fd)
+        if request_id:
+            env[REQUEST_ID_ENV] = request_id
         command = [sys.executable, "-m", "indexer.cli", "build" if mode == "full" else "update", "--json"]
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=ROOT,
@@ -266,6 +281,8 @@ class JobStore:
             (status, now(), generation, published, json.dumps(counts), json.dumps(errors[:100]),
              json.dumps(warnings[:100]), row["id"]),
         )
+        metrics.observe_reindex(row["mode"], status, _seconds_between(row["started"], now()))
+        log.info("reindex job %s %s", row["id"], status)
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         old = conn.execute(
@@ -315,8 +332,19 @@ def _read_report(path: str | None) -> dict | None:
     return report if isinstance(report, dict) else None
 
 
+def _seconds_between(start: str | None, end: str) -> float | None:
+    try:
+        return (datetime.fromisoformat(end.replace("Z", "+00:00"))
+                - datetime.fromisoformat(str(start).replace("Z", "+00:00"))).total_seconds()
+    except ValueError:
+        return None
+
+
+_TAG = re.compile(r"^\[request [^\]]*\] ")  # the indexer's request-id tag on each line
+
+
 def _error_line(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = [_TAG.sub("", ln.strip()) for ln in stderr.splitlines() if ln.strip()]
     for line in reversed(lines):
         if line.startswith("faq-index: "):
             return line.removeprefix("faq-index: ")[:500]

@@ -1,4 +1,4 @@
-"""Cross-cutting HTTP behaviour: access log, security headers, CORS and HTTP caching.
+"""Cross-cutting HTTP behaviour: access log, request ids, security headers, CORS and HTTP caching.
 
 Order matters. Falcon runs ``process_request`` in list order and ``process_response`` in
 reverse, and (with independent middleware, Falcon's default) every ``process_response``
@@ -14,7 +14,9 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import time
+import uuid
 from datetime import UTC, datetime
 
 import falcon
@@ -45,6 +47,24 @@ def truncate_address(addr: str | None) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
 
 
+def client_address(req: falcon.Request) -> str | None:
+    """The visitor's address: the peer's, or, when the peer is a proxy on this machine (the
+    deployment's nginx, which sets ``X-Forwarded-For $remote_addr``), the address it forwards.
+    Without this every visitor behind the proxy would share one address (one throttle bucket)."""
+    peer = req.remote_addr
+    forwarded = req.get_header("X-Forwarded-For")
+    if forwarded and peer:
+        try:
+            from_proxy = ipaddress.ip_address(peer.split("%", 1)[0]).is_loopback
+            last = forwarded.split(",")[-1].strip()
+            if from_proxy:
+                ipaddress.ip_address(last.split("%", 1)[0])
+                return last
+        except ValueError:
+            pass
+    return peer
+
+
 class AccessLog:
     """One JSON line per request on ``faq.access``.
 
@@ -65,9 +85,35 @@ class AccessLog:
             "path": req.path[:300],
             "status": resp.status_code,
             "duration_ms": round(duration, 2),
-            "client": truncate_address(req.remote_addr),
+            "client": truncate_address(client_address(req)),
             "pid": os.getpid(),
-        }, ensure_ascii=False))
+            "request_id": getattr(req.context, "request_id", None),
+        }, ensure_ascii=True))  # one line whatever the path holds (U+0085, U+2028 break lines)
+
+
+# --------------------------------------------------------------------------- request ids
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+
+
+class RequestId:
+    """Each request gets an id, echoed in ``X-Request-Id`` and the access log line.
+
+    A well-formed incoming ``X-Request-Id`` (8 to 128 letters, digits, ``.``, ``_``, ``:`` or
+    ``-``: what proxies generate) is kept, so one id follows a request through the proxy's
+    logs and ours; anything else is replaced by a random one, so a client cannot put
+    arbitrary text into the logs. It goes right after ``AccessLog``.
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        given = req.get_header(REQUEST_ID_HEADER)
+        req.context.request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        request_id = getattr(req.context, "request_id", None)
+        if request_id:
+            resp.set_header(REQUEST_ID_HEADER, request_id)
 
 
 # --------------------------------------------------------------------------- security headers

@@ -22,6 +22,7 @@ import falcon
 import jinja2
 
 from indexer.settings import Config
+from service import metrics
 from service.generations import NoIndex
 from service.query import normalise_query
 from service.search import Engine
@@ -202,6 +203,7 @@ class SearchPage(_Page):
     """``GET /search?q=&offset=``: the results page that works without JavaScript."""
 
     carries_query = True  # service.middleware.HttpCache: Cache-Control private
+    analytics = None  # set by add_routes
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.guarded(req, resp, lambda: self._respond(req, resp))
@@ -227,7 +229,15 @@ class SearchPage(_Page):
             self.render(resp, "search.html", q="", result=None, answer=None)
             return
         result = self.engine.search(q, limit=PAGE_SIZE, offset=offset)
-        answer = self.engine.answer(q)["answer"] if offset == 0 else None
+        answered = self.engine.answer(q) if offset == 0 else None
+        answer = answered["answer"] if answered else None
+        metrics.observe_search(result, offset)  # a search from the page counts like /v1/search
+        if self.analytics is not None:
+            self.analytics.record_search(q, result, offset)
+        if answered is not None:
+            metrics.observe_answer(answered)
+            if self.analytics is not None:
+                self.analytics.record_answer(q, answered)
         shown = len(result["results"])
         self.render(
             resp, "search.html", q=q, result=result, answer=answer, offset=offset,
@@ -246,10 +256,14 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def add_routes(app: falcon.App, engine: Engine, config: Config) -> None:
-    """Route ``/``, ``/search`` and ``/widget/{file}`` on ``app``."""
+def add_routes(app: falcon.App, engine: Engine, config: Config, analytics=None) -> None:
+    """Route ``/``, ``/search`` and ``/widget/{file}`` on ``app``; searches made on the results
+    page are counted in the metrics and (``analytics``, a ``service.analytics.Analytics``) for
+    editors like those of ``/v1/search``."""
     assets = load_assets()
     env = environment()
     app.add_route("/", DemoPage(engine, config, env, assets))
-    app.add_route("/search", SearchPage(engine, config, env, assets))
+    search_page = SearchPage(engine, config, env, assets)
+    search_page.analytics = analytics
+    app.add_route("/search", search_page)
     app.add_route("/widget/{file}", WidgetResource(assets))

@@ -17,6 +17,8 @@ from indexer.schema import COMMON_WORDS, STOP_WORDS, analyze, load_synonyms, wor
 
 if TYPE_CHECKING:
     from service.generations import Generation
+    from service.lexicon import Lexicon
+    from service.scoring import Ranking
 
 
 # C0 and C1 control characters read as spaces: a query of only controls is empty.
@@ -104,16 +106,38 @@ class Plan:
     terms: frozenset[str]  # every index term searched, for highlighting
     did_you_mean: str | None
     unknown: list[str]  # words found nowhere and not corrected
+    factors: list[list[float]] | None = None  # each clause's alternatives' weights (typed first)
+    boosts: list[float] | None = None  # each clause's weight in the score (question sentences)
 
+
+
+# Spelling attempts per query: a word costs up to milliseconds, and a 4,000-character message
+# of made-up words once took 0.7 s; a visitor's typos are a handful.
+MAX_CORRECTIONS = 8
 
 
 def plan(gen: Generation, q: str, correct: bool = True) -> Plan:
     """Analyse ``q`` as the index was analysed and decide what to search: corrected terms,
-    synonym clauses and their weights (the generation's ``Ranking`` caps and weighs them)."""
+    synonym clauses and their weights (the generation's ``Ranking`` caps and weighs them).
+
+    Each word becomes a clause of alternatives: the word as typed, then the editor's
+    synonyms or, when the editor has none, the built-in equivalences of ``service.lexicon``
+    (numbers, letters, general English, word families), each weighted by its ``Ranking`` knob.
+    A word no section holds is spell-corrected only when it has no equivalent either.
+    """
     ranking = gen.scorer.ranking
+    lexicon = gen.lexicon
     raw_words = re.findall(r"\w+", q)
     term_of = {w: analyze(w) for w in dict.fromkeys(words(q)) if w not in STOP_WORDS}
     term_of = {w: terms[0] for w, terms in term_of.items() if terms}
+    letters = _letter_alternatives(re.findall(r"\w+(?:['\u2019]\w+)*", q), lexicon, ranking)
+
+    def equivalents(term: str) -> list[tuple[tuple[str, ...], float]]:
+        """Built-in alternatives of ``term`` that some section holds, with their weights."""
+        found = [(alt.terms, _kind_weight(ranking, alt.kind)) for alt in lexicon.alternatives(term)]
+        found += letters.get(term, [])
+        return [(terms, w) for terms, w in found if w > 0]
+
     surface = list(term_of)
     if len(surface) > ranking.max_query_terms:
         # Keep the most informative words rather than the first ones: a long message often
@@ -124,9 +148,11 @@ def plan(gen: Generation, q: str, correct: bool = True) -> Plan:
     tokens: list[str] = []
     corrections: dict[str, str] = {}
     unknown: list[str] = []
+    attempts = 0
     for w in surface:
         t = term_of[w]
-        if correct and not gen.scorer.doc_frequency(t):
+        if correct and not gen.scorer.doc_frequency(t) and not equivalents(t) and attempts < MAX_CORRECTIONS:
+            attempts += 1
             fixed = gen.speller.correct(w)
             fixed_terms = analyze(fixed) if fixed else []
             if fixed_terms:
@@ -134,6 +160,8 @@ def plan(gen: Generation, q: str, correct: bool = True) -> Plan:
                 t = fixed_terms[0]
             else:
                 unknown.append(w)
+        elif not gen.scorer.doc_frequency(t) and not equivalents(t):
+            unknown.append(w)
         tokens.append(t)
     if unknown and corrections:
         # A word we cannot place suggests an off-topic question: "correcting" its
@@ -142,8 +170,17 @@ def plan(gen: Generation, q: str, correct: bool = True) -> Plan:
         unknown = [w for w in surface if w in corrections or w in unknown]
         corrections = {}
     tokens = list(dict.fromkeys(tokens))
-    known = [t for t in tokens if gen.scorer.doc_frequency(t)]
+    known = [t for t in tokens if gen.scorer.doc_frequency(t) or equivalents(t)]
     clauses = gen.synonyms.expand(known, raw_words)
+    factors: list[list[float]] = []
+    for clause in clauses:
+        alt_weights = [1.0] + [ranking.synonym_weight] * (len(clause) - 1)
+        if len(clause) == 1 and len(clause[0]) == 1:  # no editor synonyms: the built-in ones
+            for terms, weight in equivalents(clause[0][0]):
+                if terms not in clause:
+                    clause.append(terms)
+                    alt_weights.append(weight)
+        factors.append(alt_weights)
     weights = [gen.scorer.clause_weight(c) for c in clauses]
     unknown_weight = len(unknown) * ranking.idf_value(gen.scorer.n, 0)
     terms = frozenset(t for clause in clauses for alt in clause for t in alt)
@@ -154,5 +191,36 @@ def plan(gen: Generation, q: str, correct: bool = True) -> Plan:
             did_you_mean = re.sub(rf"(?i)\b{re.escape(wrong)}\b", right, did_you_mean, count=1)
         if did_you_mean == q:
             did_you_mean = None
-    return Plan(tokens, clauses, weights, unknown_weight, terms, did_you_mean, unknown)
+    boosts = _question_boosts(q, clauses, ranking)
+    return Plan(tokens, clauses, weights, unknown_weight, terms, did_you_mean, unknown, factors, boosts)
 
+
+def _kind_weight(ranking: Ranking, kind: str) -> float:
+    return {"number": ranking.number_weight, "letters": ranking.letters_weight,
+            "general": ranking.general_weight, "family": ranking.family_weight}[kind]
+
+
+def _letter_alternatives(raw_words: list[str], lexicon: Lexicon,
+                         ranking: Ranking) -> dict[str, list[tuple[tuple[str, ...], float]]]:
+    """"Ps" as typed → its term ("ps") gets the letter's term ("p") as an alternative."""
+    out: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+    for raw in raw_words:
+        alt = lexicon.letters(raw)
+        typed = analyze(raw)
+        if alt is not None and len(typed) == 1 and alt.terms != (typed[0],):
+            out.setdefault(typed[0], []).append((alt.terms, ranking.letters_weight))
+    return out
+
+
+_QUESTION = re.compile(r"[^.!?\n]*\?")
+
+
+def _question_boosts(q: str, clauses: list[list[tuple[str, ...]]], ranking: Ranking) -> list[float] | None:
+    """A whole message (``question_min_words`` words or more) that asks something: the words
+    of its question sentences weigh ``question_boost`` times the rest."""
+    if ranking.question_boost == 1.0 or len(q.split()) < ranking.question_min_words:
+        return None
+    asked = {t for sentence in _QUESTION.findall(q) for t in analyze(sentence)}
+    if not asked:
+        return None
+    return [ranking.question_boost if clause[0][0] in asked else 1.0 for clause in clauses]

@@ -22,10 +22,13 @@ from collections.abc import Callable
 import falcon
 
 from indexer.settings import Config
+from service import metrics
 from service.cache import ResponseCache
 from service.jobs import JobConflict, JobStore
+from service.middleware import client_address, truncate_address
 from service.query import normalise_query
 from service.search import Engine
+from service.throttle import throttle_for
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -82,10 +85,11 @@ class _Cached:
 
     carries_query = True
 
-    def __init__(self, engine: Engine, config: Config, cache: ResponseCache):
+    def __init__(self, engine: Engine, config: Config, cache: ResponseCache, analytics=None):
         self.engine = engine
         self.config = config
         self.cache = cache
+        self.analytics = analytics  # service.analytics.Analytics: counts for editors, None in bare setups
 
     def cached(self, endpoint: str, q: str, params: tuple, compute: Callable[[], dict]) -> dict:
         generation = self.engine.generation().name
@@ -118,6 +122,17 @@ class SearchResource(_Cached):
             "search", q, (limit, offset, article),
             lambda: self.engine.search(q, limit=limit, offset=offset, article=article),
         )
+        metrics.observe_search(result, offset)
+        if self.analytics is not None:
+            self.analytics.record_search(q, result, offset)
+        resp.media = _timed(result, started, after="total")
+
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """A whole message from another service: ``{"text", "limit", "offset"}``, not cached."""
+        started = time.perf_counter()
+        body = text_body(req, self.config, {"limit": (10, 1, 50), "offset": (0, 0, 1000)})
+        result = self.engine.search(body["text"], limit=body["limit"], offset=body["offset"])
         resp.media = _timed(result, started, after="total")
 
 
@@ -125,6 +140,14 @@ class AnswerResource(_Cached):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         q = query_param(req, self.config)
         resp.media = self.cached("answer", q, (), lambda: self.engine.answer(q))
+        metrics.observe_answer(resp.media)
+        if self.analytics is not None:
+            self.analytics.record_answer(q, resp.media)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """A whole message: ``{"text", "limit"}``, ``limit`` capping the alternatives."""
+        body = text_body(req, self.config, {"limit": (3, 0, 10)})
+        resp.media = self.engine.answer(body["text"], alternatives=body["limit"])
 
 
 class SuggestResource(_Cached):
@@ -132,6 +155,55 @@ class SuggestResource(_Cached):
         q = query_param(req, self.config, keep_trailing_space=True)
         limit = int_param(req, "limit", 8, 1, 20)
         resp.media = self.cached("suggest", q, (limit,), lambda: self.engine.suggest(q, limit=limit))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def text_body(req: falcon.Request, config: Config, ints: dict[str, tuple[int, int, int]]) -> dict:
+    """A JSON body ``{"text": …}`` plus the named integer fields (default, low, high).
+
+    The text is normalised like ``q`` and may hold up to ``FAQ_MAX_TEXT_CHARS`` characters
+    (413 beyond); malformed JSON, unknown fields or out-of-range values are 400.
+    """
+    raw = read_body(req)
+    example = '{"text": "…the whole message…", "limit": 5}'
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[… nested thousands deep
+        raise falcon.HTTPBadRequest(description=f"The body must be a JSON object such as {example}.") from None
+    if not isinstance(data, dict):
+        raise falcon.HTTPBadRequest(description=f"The body must be a JSON object such as {example}.")
+    unknown = sorted(set(data) - {"text", *ints})
+    if unknown:
+        allowed = ", ".join(f'"{k}"' for k in ("text", *ints))
+        raise falcon.HTTPBadRequest(description=f"Unknown field(s) in the body: {', '.join(unknown)}; "
+                                                f"accepted: {allowed}.")
+    text = data.get("text")
+    if not isinstance(text, str):
+        raise falcon.HTTPBadRequest(description='The "text" field is required: a string, the message to answer.')
+    text = normalise_query(text)
+    if not _encodable(text):
+        raise falcon.HTTPBadRequest(description='The "text" field holds a lone surrogate (\\ud800–\\udfff): not valid Unicode text.')
+    if not text:
+        raise falcon.HTTPBadRequest(description='The "text" field must not be empty or only whitespace or control characters.')
+    cap = config.max_text_chars
+    if len(text) > cap:
+        raise falcon.HTTPContentTooLarge(
+            description=f'The "text" field is too long: {len(text)} characters, at most {cap} are accepted.'
+        )
+    out = {"text": text}
+    for name, (default, low, high) in ints.items():
+        value = data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise falcon.HTTPBadRequest(description=f'The "{name}" field must be an integer from {low} to {high}.')
+        out[name] = value
+    return out
 
 
 # --------------------------------------------------------------------------- articles
@@ -206,16 +278,25 @@ class _ReindexAuth:
     def __init__(self, config: Config, jobs: JobStore):
         self.token = config.reindex_token
         self.jobs = jobs
+        self.throttle = throttle_for(jobs)
 
     def authorize(self, req: falcon.Request) -> None:
         if not self.token:
             raise falcon.HTTPNotFound(description="Reindexing over HTTP is off (FAQ_REINDEX_TOKEN is not set).")
+        client = truncate_address(client_address(req))
+        wait = self.throttle.retry_after(client)
+        if wait is not None:
+            raise falcon.HTTPTooManyRequests(
+                description="Too many failed reindex authentications from your network; try again later.",
+                retry_after=wait,
+            )
         header = req.get_header("Authorization") or ""
         scheme, _, given = header.partition(" ")
         ok = scheme.lower() == "bearer" and hmac.compare_digest(
             given.strip().encode("utf-8", "surrogateescape"), self.token.encode("utf-8")
         )
         if not ok:
+            self.throttle.failed(client)
             raise falcon.HTTPUnauthorized(
                 description="A valid reindex token is required: send 'Authorization: Bearer <token>'.",
                 challenges=["Bearer"],
@@ -227,7 +308,7 @@ class ReindexResource(_ReindexAuth):
         self.authorize(req)
         mode = _reindex_mode(req)
         try:
-            job = self.jobs.start(mode)
+            job = self.jobs.start(mode, getattr(req.context, "request_id", None))
         except JobConflict as exc:
             if exc.job_id:
                 description = f"Reindex job {exc.job_id} is still running; poll GET /v1/reindex/{exc.job_id}."
@@ -283,7 +364,7 @@ def _reindex_mode(req: falcon.Request) -> str:
         return "update"
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise falcon.HTTPBadRequest(
             description='The body must be a JSON object such as {"mode": "update"}.'
         ) from None

@@ -2,9 +2,10 @@
 
 Whoosh is pure Python: matching an OR of a dozen terms over four fields walks every
 posting through a tree of matcher objects, ~60 ms per query on MedQuAD's 16k sections. Here
-each (field, term) posting list is read from Whoosh once per generation and turned into two
-numpy arrays — document numbers and that term's BM25 weight in each document — so a query
-is a handful of vectorised adds. ``score_plain`` computes the same numbers the slow,
+each (field, term) posting list is two numpy arrays — document numbers and that term's BM25
+weight in each document — sliced from the generation's memory-mapped derived arrays
+(``indexer.derived``; read from Whoosh for a generation without them), and a query is a
+handful of vectorised adds over the documents its terms occur in. ``score_plain`` computes the same numbers the slow,
 obvious way straight from Whoosh's matchers; a test holds the two paths equal.
 
 The ranking function (documented in docs/quality.md):
@@ -33,6 +34,7 @@ from typing import Literal
 
 import numpy as np
 
+from indexer.derived import Derived
 from indexer.schema import SEARCH_FIELDS
 
 Clause = list[tuple[str, ...]]  # alternatives, as typed first; each a sequence of index terms
@@ -73,6 +75,15 @@ class Ranking:
     rerank_depth: int = 50
     collapse_duplicates: bool = True
     max_query_terms: int = 64  # a pasted essay keeps its rarest distinct words (``service.query``)
+    # Built-in equivalences (``service.lexicon``), each alternative weighted like a synonym;
+    # 0 turns a kind off (the ablation rows of docs/quality.md).
+    number_weight: float = 1.0  # five ↔ 5, fifth ↔ 5th: the same thing written two ways
+    letters_weight: float = 1.0  # Ps ↔ P's: the same letter
+    general_weight: float = 0.7  # kind ↔ sort ↔ type (service/equivalences.txt)
+    family_weight: float = 0.7  # therapy → psychotherapy: a narrower member of the family
+    # Whole messages: the words of their question sentences ("…?") count this much more.
+    question_boost: float = 1.0
+    question_min_words: int = 25  # only texts at least this long are treated as messages
     idf: Literal["bm25", "whoosh"] = "bm25"
 
     def __post_init__(self) -> None:
@@ -91,8 +102,10 @@ DEFAULT_RANKING = Ranking()
 class Scorer:
     """Vectorised BM25F over one generation's reader. Thread-safe; posting arrays cached."""
 
-    def __init__(self, reader, ranking: Ranking = DEFAULT_RANKING, cache_postings: int = 4_000_000):
+    def __init__(self, reader, ranking: Ranking = DEFAULT_RANKING, cache_postings: int | None = None,
+                 derived: Derived | None = None):
         self.reader = reader
+        self.derived = derived
         self.ranking = ranking
         self.fields = tuple(ranking.fields)
         self.k1, self.b, self.p = ranking.k1, ranking.b, ranking.coverage_power
@@ -100,30 +113,46 @@ class Scorer:
         self.idf = ranking.idf_value
         self.n_all = reader.doc_count_all()
         self.n = max(reader.doc_count(), 1)
-        self.live = np.ones(self.n_all, dtype=bool)
-        if reader.has_deletions():
-            for d in range(self.n_all):
-                if reader.is_deleted(d):
-                    self.live[d] = False
         # Statistics of live documents only: Whoosh's own (doc_frequency, field_length) still
         # count deleted documents until a merge, and an incremental update must rank exactly
         # like a full build of the same corpus.
         self.lengths: dict[str, np.ndarray] = {}
         self.avglen: dict[str, float] = {}
+        if derived is not None and all(f in derived.fields for f, _ in self.fields):
+            self.live = derived.live
+            for name, _ in self.fields:
+                self.lengths[name] = derived.lengths[name]
+        else:
+            self.derived = None
+            self.live = np.ones(self.n_all, dtype=bool)
+            if reader.has_deletions():
+                for d in range(self.n_all):
+                    if reader.is_deleted(d):
+                        self.live[d] = False
+            for name, _ in self.fields:
+                self.lengths[name] = np.fromiter(
+                    (reader.doc_field_length(d, name, 0) or 0 for d in range(self.n_all)),
+                    dtype=np.float64, count=self.n_all)
         for name, _ in self.fields:
-            self.lengths[name] = np.fromiter(
-                (reader.doc_field_length(d, name, 0) or 0 for d in range(self.n_all)), dtype=np.float64, count=self.n_all
-            )
             self.avglen[name] = float(self.lengths[name][self.live].sum() / self.n) or 1.0
+        # With derived arrays a posting list costs a slice and a few vector operations, so
+        # the cache only spares the arithmetic of common terms and stays small (it is each
+        # worker's private memory); without them every list is decoded in Python: keep more.
+        if cache_postings is None:
+            cache_postings = 500_000 if self.derived is not None else 4_000_000
         self._cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cached = 0
         self._cap = cache_postings
+        self._df: dict[str, int] = {}  # a query asks for a word's frequency up to four times
         self._lock = threading.RLock()  # the reader is not thread-safe: one user at a time
 
     # -- postings
 
     def _read(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
         """Doc numbers and BM25 weights (idf included, field weight not) of one posting list."""
+        if self.derived is not None:
+            ids_a, tf = self.derived.postings(field, term)
+            return ids_a, self._weights(field, ids_a, tf)
         reader = self.reader
         try:
             matcher = reader.postings(field, term)
@@ -135,10 +164,12 @@ class Scorer:
             tfs.append(matcher.weight())
             matcher.next()
         ids_a = np.asarray(ids, dtype=np.int64)  # live documents only (deletions filtered)
-        tf = np.asarray(tfs, dtype=np.float64)
-        idf = self.idf(self.n, len(ids_a))
-        norm = self.k1 * (1 - self.b + self.b * self.lengths[field][ids_a] / self.avglen[field])
-        return ids_a, idf * tf * (self.k1 + 1) / (tf + norm)
+        return ids_a, self._weights(field, ids_a, np.asarray(tfs, dtype=np.float64))
+
+    def _weights(self, field: str, ids: np.ndarray, tf: np.ndarray) -> np.ndarray:
+        idf = self.idf(self.n, len(ids))
+        norm = self.k1 * (1 - self.b + self.b * self.lengths[field][ids] / self.avglen[field])
+        return idf * tf * (self.k1 + 1) / (tf + norm)
 
     def postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
         key = (field, term)
@@ -161,13 +192,25 @@ class Scorer:
         loaded = 0
         for field, _ in self.fields:
             with self._lock:
-                terms = [t for _, t in self.reader.most_frequent_terms(field, per_field)]
+                if self.derived is not None:
+                    terms = self.derived.most_frequent_terms(field, per_field)
+                else:
+                    terms = [t for _, t in self.reader.most_frequent_terms(field, per_field)]
             for term in terms:
                 loaded += len(self.postings(field, term.decode("utf-8") if isinstance(term, bytes) else term)[0])
         return loaded
 
     def doc_frequency(self, term: str) -> int:
-        """Live documents containing ``term`` in the searched field where it is most common."""
+        """Live documents containing ``term`` in the searched field where it is most common
+        (from the derived arrays' offsets: no posting list is read to plan a query)."""
+        if self.derived is not None:
+            df = self._df.get(term)
+            if df is None:
+                df = max((self.derived.doc_frequency(f, term) for f, _ in self.fields), default=0)
+                if len(self._df) >= 100_000:
+                    self._df.clear()
+                self._df[term] = df
+            return df
         return max((len(self.postings(f, term)[0]) for f, _ in self.fields), default=0)
 
     def clause_weight(self, clause: Clause) -> float:
@@ -179,59 +222,94 @@ class Scorer:
 
     # -- scoring
 
-    def _alternative(self, alt: tuple[str, ...]) -> np.ndarray:
-        total = np.zeros(self.n_all)
-        present = None
-        for term in alt:
-            term_score = np.zeros(self.n_all)
-            for field, weight in self.fields:
-                ids, w = self.postings(field, term)
-                if len(ids):
-                    term_score[ids] += weight * w
-            total += term_score
-            hit = term_score > 0
-            present = hit if present is None else present & hit
-        if present is not None and len(alt) > 1:
-            total[~present] = 0.0  # a multi-word synonym counts only when all its words occur
-        return total
+    def _factors(self, clauses: list[Clause], factors: list[list[float]] | None,
+                 boosts: list[float] | None) -> list[list[float]]:
+        """Each alternative's multiplier: given, else 1 for the words as typed and
+        ``synonym_weight`` for the others; times its clause's boost."""
+        if factors is None:
+            factors = [[1.0] + [self.synonym_weight] * (len(c) - 1) for c in clauses]
+        if boosts is not None:
+            factors = [[f * b for f in fs] for fs, b in zip(factors, boosts, strict=True)]
+        return factors
 
-    def score(self, clauses: list[Clause], weights: list[float] | None = None,
-              extra_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and coverage of every document; ``extra_weight`` is information no document has."""
+    def score_sparse(self, clauses: list[Clause], weights: list[float] | None = None,
+                     extra_weight: float = 0.0, factors: list[list[float]] | None = None,
+                     boosts: list[float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(docs, scores, coverage) over the documents that hold a query term only: the work
+        follows the query's posting lists, not the index size. ``docs`` ascends.
+        ``factors`` weigh each clause's alternatives, ``boosts`` each clause."""
         weights = weights if weights is not None else [self.clause_weight(c) for c in clauses]
-        scores = np.zeros(self.n_all)
-        covered = np.zeros(self.n_all)
-        for clause, cw in zip(clauses, weights, strict=True):
-            best = np.zeros(self.n_all)
+        multipliers = self._factors(clauses, factors, boosts)
+        lists = [[[[(weight, *self.postings(field, term)) for field, weight in self.fields] for term in alt]
+                  for alt in clause] for clause in clauses]
+        parts = [ids for clause in lists for alt in clause for term in alt for _, ids, _ in term if len(ids)]
+        touched = sum(len(p) for p in parts)
+        if not touched:
+            docs = np.empty(0, dtype=np.int64)
+        elif touched * 8 < self.n_all:
+            docs = np.unique(np.concatenate(parts))
+        else:  # a mark per document is cheaper than sorting this many postings
+            mark = np.zeros(self.n_all, dtype=bool)
+            for ids in parts:
+                mark[ids] = True
+            docs = np.flatnonzero(mark)
+        m = len(docs)
+        # The same additions in the same order as a dense array per term would make: equal sums.
+        scores = np.zeros(m)
+        covered = np.zeros(m)
+        for clause, cw, mult in zip(lists, weights, multipliers, strict=True):
+            best = np.zeros(m)
             for i, alt in enumerate(clause):
-                alt_score = self._alternative(alt)
-                if i:
-                    alt_score *= self.synonym_weight
-                np.maximum(best, alt_score, out=best)
+                total = np.zeros(m)
+                present = None
+                for term in alt:
+                    term_score = np.zeros(m)
+                    for weight, ids, w in term:
+                        if len(ids):
+                            term_score[np.searchsorted(docs, ids)] += weight * w
+                    total += term_score
+                    hit = term_score > 0
+                    present = hit if present is None else present & hit
+                if present is not None and len(alt) > 1:
+                    total[~present] = 0.0  # a multi-word synonym counts only when all its words occur
+                if mult[i] != 1.0:
+                    total *= mult[i]
+                np.maximum(best, total, out=best)
             scores += best
             covered += cw * (best > 0)
-        total = sum(weights) + extra_weight
-        coverage = covered / total if total else covered
+        total_weight = sum(weights) + extra_weight
+        coverage = covered / total_weight if total_weight else covered
         final = scores * np.power(coverage, self.p) if self.p else scores
-        final[~self.live] = 0.0
-        return final, coverage
+        return docs, final, coverage
+
+    def score(self, clauses: list[Clause], weights: list[float] | None = None,
+              extra_weight: float = 0.0, factors: list[list[float]] | None = None,
+              boosts: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and coverage of every document (``score_sparse`` spread over the index);
+        ``extra_weight`` is information no document has."""
+        docs, final, coverage = self.score_sparse(clauses, weights, extra_weight, factors, boosts)
+        dense_scores, dense_coverage = np.zeros(self.n_all), np.zeros(self.n_all)
+        dense_scores[docs], dense_coverage[docs] = final, coverage
+        dense_scores[~self.live] = 0.0
+        return dense_scores, dense_coverage
 
     def score_plain(self, clauses: list[Clause], weights: list[float] | None = None,
-                    extra_weight: float = 0.0) -> dict[int, tuple[float, float]]:
+                    extra_weight: float = 0.0, factors: list[list[float]] | None = None,
+                    boosts: list[float] | None = None) -> dict[int, tuple[float, float]]:
         """The same ranking computed directly from Whoosh matchers, with no caching:
         {docnum: (score, coverage)} for every matching document. The reference for tests."""
         with self._lock:
-            return self._score_plain(clauses, weights, extra_weight)
+            return self._score_plain(clauses, weights, extra_weight, self._factors(clauses, factors, boosts))
 
     def _score_plain(self, clauses: list[Clause], weights: list[float] | None,
-                     extra_weight: float) -> dict[int, tuple[float, float]]:
+                     extra_weight: float, multipliers: list[list[float]]) -> dict[int, tuple[float, float]]:
         reader = self.reader
         weights = weights if weights is not None else [self.clause_weight(c) for c in clauses]
         clause_scores: list[dict[int, float]] = []
-        for clause in clauses:
+        for clause, mult in zip(clauses, multipliers, strict=True):
             best: dict[int, float] = {}
             for i, alt in enumerate(clause):
-                factor = self.synonym_weight if i else 1.0
+                factor = mult[i]
                 alt_scores: dict[int, float] = {}
                 matched_all: set[int] | None = None
                 for term in alt:

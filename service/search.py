@@ -87,13 +87,16 @@ class Engine:
             "related": [self._article_ref(gen, r["slug"]) for r in meta["related"]],
         }
 
-    def _scores(self, gen: Generation, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    def _scores(self, gen: Generation, plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(docs, scores, coverage) of the documents the query's terms occur in."""
         if not self.plain:
-            return gen.scorer.score(plan.clauses, plan.weights, plan.unknown_weight)
-        scores, coverage = np.zeros(gen.scorer.n_all), np.zeros(gen.scorer.n_all)
-        for d, (s, c) in gen.scorer.score_plain(plan.clauses, plan.weights, plan.unknown_weight).items():
-            scores[d], coverage[d] = s, c
-        return scores, coverage
+            return gen.scorer.score_sparse(plan.clauses, plan.weights, plan.unknown_weight, plan.factors,
+                                           plan.boosts)
+        plain = gen.scorer.score_plain(plan.clauses, plan.weights, plan.unknown_weight, plan.factors, plan.boosts)
+        docs = np.asarray(sorted(plain), dtype=np.int64)
+        scores = np.asarray([plain[d][0] for d in docs.tolist()], dtype=np.float64)
+        coverage = np.asarray([plain[d][1] for d in docs.tolist()], dtype=np.float64)
+        return docs, scores, coverage
 
     def _ranked(self, gen: Generation, plan: Plan, limit: int, offset: int = 0,
                 article: str | None = None) -> tuple[list[tuple[int, float, float]], int]:
@@ -104,33 +107,34 @@ class Engine:
         """
         if not plan.clauses:
             return [], 0
-        scores, coverage = self._scores(gen, plan)
+        docs, scores, coverage = self._scores(gen, plan)
         if article is not None:
-            keep = np.zeros(len(scores), dtype=bool)
-            keep[gen.docs_by_slug.get(article, np.empty(0, dtype=np.int64))] = True
+            keep = np.isin(docs, gen.docs_by_slug.get(article, np.empty(0, dtype=np.int64)))
             scores = np.where(keep, scores, 0.0)
+        # Positions into docs; docs ascend, so ordering positions orders document numbers.
         matched = np.flatnonzero(scores > 0)
         if not len(matched):
             return [], 0
         collapse = self.ranking.collapse_duplicates
-        total = distinct_count(gen.answer_ids[matched], gen.answer_id_count) if collapse else len(matched)
+        total = distinct_count(gen.answer_ids[docs[matched]], gen.answer_id_count) if collapse else len(matched)
         want = offset + limit
         rerank = self.ranking.rerank_depth
         depth = max(rerank, want * 2 + 10)
         while True:
             ranked = top_k(matched, scores, depth)  # by (-score, docnum): the same on every page
             head = ranked[:rerank].tolist()
-            final = {d: float(scores[d]) * self._phrase_factor(gen, plan, d) for d in head}
+            final = {i: float(scores[i]) * self._phrase_factor(gen, plan, int(docs[i])) for i in head}
             # The proximity factor only raises scores, so the re-ranked head stays above the rest.
-            order = sorted(head, key=lambda d: (-final[d], d)) + ranked[rerank:].tolist()
+            order = sorted(head, key=lambda i: (-final[i], i)) + ranked[rerank:].tolist()
             hits, seen = [], set()
-            for d in order:
+            for i in order:
+                d = int(docs[i])
                 if collapse:
                     key = int(gen.answer_ids[d])
                     if key in seen:
                         continue
                     seen.add(key)
-                hits.append((d, final.get(d, float(scores[d])), float(coverage[d])))
+                hits.append((d, final.get(i, float(scores[i])), float(coverage[i])))
                 if len(hits) >= want:
                     break
             if len(hits) >= want or len(ranked) >= len(matched):

@@ -7,14 +7,16 @@ from collections import defaultdict
 
 from whoosh.spelling import ListCorrector
 
+from indexer.spelltable import MAX_VOCABULARY, MAX_WORD, Vocabulary, deletions, usable_words
+
 
 class Speller:
     """ "Did you mean": the most frequent indexed word within one edit, else two.
 
     Whoosh's corrector walks a Levenshtein automaton over the whole vocabulary in Python
-    (150–300 ms a word on MedQuAD). Here a symmetric-delete table of the vocabulary built at
-    load answers most typos in well under a millisecond: a word and a typo one or two edits
-    apart (a substitution, insertion, deletion, transposition, or two of them that a single
+    (150–300 ms a word on MedQuAD). Here a symmetric-delete table of the vocabulary, built
+    with the generation (``indexer.spelltable``) and memory-mapped, answers most typos in well
+    under a millisecond: a word and a typo one or two edits apart (a substitution, insertion, deletion, transposition, or two of them that a single
     deletion on each side reconciles) share a deletion variant. Only what that misses — two
     independent substitutions in a long word — falls back to Whoosh's ListCorrector, and
     answers are cached since a typo tends to be typed again on the next keystroke.
@@ -26,18 +28,21 @@ class Speller:
     words are kept.
     """
 
-    MAX_WORD = 24
-    MAX_VOCABULARY = 300_000
+    MAX_WORD = MAX_WORD
+    MAX_VOCABULARY = MAX_VOCABULARY
 
-    def __init__(self, vocabulary: dict[str, int]):
-        usable = [(w, n) for w, n in vocabulary.items() if 4 <= len(w) <= self.MAX_WORD and w.isalpha()]
-        if len(usable) > self.MAX_VOCABULARY:
-            usable = sorted(usable, key=lambda wn: (-wn[1], wn[0]))[:self.MAX_VOCABULARY]
-        self.freq = dict(usable)
-        self.deletes: dict[str, list[str]] = defaultdict(list)
-        for word in self.freq:
-            for variant in _deletions(word):
-                self.deletes[variant].append(word)
+    def __init__(self, vocabulary: dict[str, int], table: Vocabulary | None = None):
+        """``table``: the generation's build-time table (``indexer.spelltable``), memory-mapped
+        and shared by the workers; without one (an older generation) it is built here."""
+        if table is not None:
+            self.freq = table.usable_counts()
+            self.deletes = table
+        else:
+            self.freq = usable_words(vocabulary, self.MAX_WORD, self.MAX_VOCABULARY)
+            self.deletes = defaultdict(list)
+            for word in self.freq:
+                for variant in _deletions(word):
+                    self.deletes[variant].append(word)
         self._sorted: list[str] | None = None
         self._cache: dict[str, str | None] = {}
         self._lock = threading.Lock()
@@ -76,8 +81,7 @@ class Speller:
         return found
 
 
-def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))}
+_deletions = deletions
 
 
 def _edit_distance(a: str, b: str, limit: int) -> int:

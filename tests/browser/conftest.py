@@ -125,6 +125,20 @@ def live(tmp_path_factory, browser, embedder) -> Iterator[Server]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def clean_live(tmp_path_factory, browser) -> Iterator[Server]:
+    """gunicorn over the site's own corpus only: what the README's screenshots show."""
+    root = tmp_path_factory.mktemp("browser-clean")
+    site = Site(root)
+    site.build()
+    server = Server(site, root)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def context(browser):
     ctx = browser.new_context(viewport={"width": 1280, "height": 800})

@@ -287,11 +287,11 @@ def test_axe_finds_no_serious_or_critical_violations(browser, live, axe_js):
 
 
 @pytest.mark.parametrize(("name", "width", "height"), [("desktop", 1280, 800), ("mobile", 360, 740)])
-def test_screenshots_with_suggestions_open_fit_the_viewport(browser, live, name, width, height):
+def test_screenshots_with_suggestions_open_fit_the_viewport(browser, clean_live, name, width, height):
     ctx = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
     try:
         page = ctx.new_page()
-        open_demo(page, live)
+        open_demo(page, clean_live)
         box = page.get_by_role("combobox")
         box.press_sequentially("psychothe", delay=20)
         options(page)

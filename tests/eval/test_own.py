@@ -9,12 +9,21 @@ def test_queries_file_is_judged_and_complete():
     queries = own.load_own_queries()
     kinds = {q["kind"] for q in queries}
     assert len(queries) >= 60
-    assert {"paraphrase", "question", "spelling", "typo", "synonym", "offtopic"} <= kinds
+    assert {"paraphrase", "question", "spelling", "typo", "synonym", "offtopic", "general", "number", "family"} <= kinds
     assert sum(q["kind"] == "typo" for q in queries) >= 15
     assert sum(q["kind"] == "offtopic" for q in queries) >= 12
+    assert sum(q["kind"] in ("general", "number", "family") for q in queries) >= 40
     for q in queries:
-        assert set(q) == {"q", "expect", "kind"}
+        assert set(q) == {"q", "expect", "kind", "split"}
         assert (q["expect"] is None) == (q["kind"] == "offtopic"), q
+        assert q["split"] in ("tune", "heldout")
+
+
+def test_each_kind_is_split_evenly_between_the_tuning_and_held_out_halves():
+    queries = own.load_own_queries()
+    for kind in {q["kind"] for q in queries}:
+        halves = [q["split"] for q in queries if q["kind"] == kind]
+        assert abs(halves.count("tune") - halves.count("heldout")) <= 1, kind
 
 
 def test_every_expected_section_exists(own_engine):

@@ -184,3 +184,42 @@ def test_validate_json_lists_the_issues(capsys, small_corpus, tmp_path):
     result = json.loads(out)
     assert result["articles"] == 3 and result["failures"] == 1
     assert [(i["source"], i["code"]) for i in result["issues"]] == [("empty.html", "empty")]
+
+
+# --------------------------------------------------------------------------- validate: labels, notes, empty corpus
+
+
+def test_validate_labels_each_line_as_the_summary_counts_it(capsys, small_corpus, write_page, tmp_path):
+    corpus = small_corpus()
+    write_page(corpus, "links.html", "Links Page",
+               '<h2 id="more">More</h2><p>See <a href="/no-such-page/">a page that does not exist</a> and '
+               '<a href="/contact/">contact us</a>, both linked by an editor in good faith last spring.</p>'
+               "<h2>No Id Here</h2><p>A heading without an id gets a generated anchor and a warning.</p>")
+    code, out, _ = run(capsys, "validate", *paths(corpus, tmp_path / "index"))
+    assert code == ExitCode.FAILED
+    assert "  error: links.html: internal link '/no-such-page/'" in out  # a warning-level issue that fails
+    assert re.search(r"^  warning: links\.html: 1 heading\(s\) have no id.*'No Id Here'", out, re.M)
+    assert "  info: links.html: link '/contact/' ('contact us') goes to a page of the site that is not an article" in out
+    assert "1 problem(s) to fix, 1 other warning(s), 1 note(s)" in out
+
+
+def test_validate_passes_when_the_only_unknown_link_is_a_non_article_page(capsys, small_corpus, write_page, tmp_path):
+    corpus = small_corpus()
+    write_page(corpus, "links.html", "Links Page",
+               '<h2 id="more">More</h2><p>Questions? <a href="/contact/">Contact us</a> or read the '
+               '<a href="/privacy-policy/">privacy policy</a> and <a href="/files/intake.pdf">intake form</a>.</p>')
+    code, out, _ = run(capsys, "validate", *paths(corpus, tmp_path / "index"))
+    assert code == ExitCode.OK
+    assert "0 problem(s) to fix, 0 other warning(s), 3 note(s)" in out
+
+
+def test_validate_exits_1_on_a_corpus_without_articles(capsys, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    code, _, err = run(capsys, "validate", *paths(corpus, tmp_path / "index"))
+    assert code == ExitCode.FAILED
+    assert "no .html or .htm file" in err
+    (corpus / "blank.html").write_text("<html><body><h1>T</h1></body></html>", encoding="utf-8")
+    code, _, err = run(capsys, "validate", *paths(corpus, tmp_path / "index"))
+    assert code == ExitCode.FAILED
+    assert "no article could be read" in err

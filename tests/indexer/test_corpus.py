@@ -16,6 +16,7 @@ from indexer.corpus import (
     LinkMap,
     decode,
     fingerprint,
+    is_non_article_link,
     iter_files,
     link_key,
     parse_page,
@@ -518,3 +519,12 @@ def test_sections_beyond_the_cap_join_the_last_kept_section_with_a_warning():
     assert "Answer 3." in article.sections[-1].answer and "Question 9?" in article.sections[-1].answer
     assert "Answer 9." in article.sections[-1].answer
     assert any(i.code == "too-many-sections" and "4" in i.message for i in issues)
+
+
+@pytest.mark.parametrize(("href", "non_article"), [
+    ("/contact/", True), ("https://mypsychotherapy.example/privacy-policy/", True), ("/", True),
+    ("/tag/anxiety/", True), ("/files/intake-form.pdf", True), ("/grief/", False),
+    ("/contact-lenses-and-anxiety/", False), ("/no-such-article/", False),
+])
+def test_links_to_site_pages_that_are_not_articles_are_recognised(href, non_article):
+    assert is_non_article_link(href) is non_article

@@ -166,16 +166,26 @@ def test_an_index_path_under_a_file_in_build_itself_is_a_build_error(small_corpu
         build(config)
 
 
-@pytest.mark.parametrize("command", ["stats", "update"])
-def test_a_corrupt_catalog_is_one_line_naming_it(command, small_corpus, tmp_path, capsys):
+def test_a_corrupt_catalog_is_one_line_naming_it(small_corpus, tmp_path, capsys):
     corpus, index = small_corpus(), tmp_path / "index"
     assert run(capsys, "build", "--corpus", corpus, "--index", index)[0] == ExitCode.OK
     catalog = current_generation(index)[1] / publish.CATALOG
     catalog.write_bytes(b"this is not a database" * 100)
-    code, _, err = run(capsys, command, "--corpus", corpus, "--index", index)
+    code, _, err = run(capsys, "stats", "--corpus", corpus, "--index", index)
     assert code == ExitCode.FAILED
     line = one_line(err)
     assert line.startswith("faq-index: ") and str(catalog) in line
+
+
+def test_update_over_a_corrupt_catalog_builds_in_full_and_says_why_in_one_line(small_corpus, tmp_path, capsys):
+    corpus, index = small_corpus(), tmp_path / "index"
+    assert run(capsys, "build", "--corpus", corpus, "--index", index)[0] == ExitCode.OK
+    damaged = current_generation(index)[1]
+    (damaged / publish.CATALOG).write_bytes(b"this is not a database" * 100)
+    code, out, err = run(capsys, "update", "--corpus", corpus, "--index", index)
+    assert code == ExitCode.OK and out.startswith("published generation ")
+    line = one_line(err)
+    assert "warning: " in line and damaged.name in line and publish.CATALOG in line and "built in full" in line
 
 
 def test_a_full_disk_is_one_line_naming_the_path(small_corpus, tmp_path, capsys, monkeypatch):

@@ -18,6 +18,8 @@ import pytest
 from whoosh import index as whoosh_index
 
 import indexer.publish as publish
+from indexer.derived import open_derived
+from indexer.manifest import MANIFEST, compute_manifest, read_manifest, verify_folder
 from indexer.publish import (
     CATALOG,
     CURRENT,
@@ -111,6 +113,24 @@ def term_statistics(generation: Path, queries=QUERIES) -> dict:
     return stats
 
 
+def derived_content(generation: Path) -> dict:
+    """The derived arrays (``indexer.derived``) by section id rather than document number,
+    which an update and a full build assign differently: live postings and field lengths."""
+    ix = whoosh_index.open_dir(str(generation))
+    derived = open_derived(generation, ix)
+    assert derived is not None
+    with ix.searcher() as searcher:
+        ids = {d: searcher.stored_fields(d)["id"] for d in np.flatnonzero(derived.live).tolist()}
+        out: dict = {"live": sorted(ids.values())}
+        for field in SEARCH_FIELDS:
+            out[field, "len"] = {ids[d]: derived.lengths[field][d] for d in ids}
+            for term in {bytes(t).decode() for seg in derived.segments for t in seg.tables[field].terms}:
+                docs, tf = derived.postings(field, term)
+                if len(docs):
+                    out[field, term] = {ids[d]: f for d, f in zip(docs.tolist(), tf.tolist(), strict=True)}
+    return out
+
+
 def generation_names(index_dir: Path) -> list[str]:
     return sorted(p.name for p in (Path(index_dir) / GENERATIONS).iterdir())
 
@@ -136,6 +156,7 @@ def assert_same_as_full_rebuild(config, make_config, tmp_path, report) -> None:
     assert documents(updated) == documents(rebuilt)
     # Deleted documents must not count in the statistics the ranking uses.
     assert term_statistics(updated) == term_statistics(rebuilt)
+    assert derived_content(updated) == derived_content(rebuilt)
     for query in QUERIES:
         assert_same_ranking(ranking(updated, query), ranking(rebuilt, query), query)
     ours, theirs = read_catalog(updated / CATALOG), read_catalog(rebuilt / CATALOG)
@@ -607,3 +628,84 @@ def test_a_new_file_with_an_earlier_path_takes_the_slug_in_an_update_as_in_a_ful
     assert "foo#fb-one" not in documents(served(config.index_dir))
     assert [(i.source, i.code) for i in report.errors] == [("b/foo.html", "duplicate-slug")]
     assert_same_as_full_rebuild(config, make_config, tmp_path, report)
+
+
+# --------------------------------------------------------------------------- integrity
+
+
+def truncate(path: Path, size: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.truncate(size)
+
+
+def test_a_full_build_and_an_update_each_publish_a_manifest_that_matches_every_file(built):
+    config = built
+    assert verify_folder(served(config.index_dir)) == []
+    edit(Path(config.corpus_dir) / ANALYSIS, "The patient often lies on a couch", "Patients often lie on a couch")
+    assert build(config, mode="update").published
+    updated = served(config.index_dir)
+    assert verify_folder(updated) == []
+    # Entries taken over from the checked served generation are those a fresh hash gives.
+    assert read_manifest(updated) == compute_manifest(updated)
+
+
+def test_update_over_a_truncated_served_segment_builds_in_full_and_publishes_an_intact_generation(built):
+    config = built
+    damaged = served(config.index_dir)
+    segment = next(damaged.glob("MAIN_*.pst"))
+    truncate(segment, segment.stat().st_size // 3)
+    report = build(config, mode="update")  # the corpus did not change: before, "nothing changed"
+    assert report.published and report.mode == "full"
+    [issue] = [i for i in report.issues if i.code == "damaged"]
+    assert segment.name in issue.message and damaged.name in issue.message
+    fresh = served(config.index_dir)
+    assert fresh != damaged and verify_folder(fresh) == []
+    damaged_inodes = {p.stat().st_ino for p in damaged.iterdir()}
+    assert not damaged_inodes & {p.stat().st_ino for p in fresh.iterdir()}  # nothing hard-linked
+    assert len(documents(fresh)) == 46
+
+
+def test_update_over_a_truncated_catalog_builds_in_full_instead_of_failing(built):
+    config = built
+    damaged = served(config.index_dir)
+    truncate(damaged / CATALOG, 0)
+    report = build(config, mode="update")
+    assert report.published and report.mode == "full" and report.articles == 4
+    assert verify_folder(served(config.index_dir)) == []
+
+
+def test_update_over_an_unreadable_catalog_without_a_manifest_builds_in_full(built):
+    config = built
+    old = served(config.index_dir)
+    (old / MANIFEST).unlink()  # as built before manifests: nothing to check the catalog against
+    truncate(old / CATALOG, 4096)
+    report = build(config, mode="update")
+    assert report.published and report.mode == "full"
+    assert [i.code for i in report.issues if i.source == "(index)"] == ["unverified"]
+    assert verify_folder(served(config.index_dir)) == []
+
+
+def test_update_from_a_generation_built_before_manifests_builds_in_full_once(built):
+    config = built
+    (served(config.index_dir) / MANIFEST).unlink()
+    first = build(config, mode="update")
+    assert first.published and first.mode == "full"
+    again = build(config, mode="update")
+    assert again.mode == "update" and not again.published
+
+
+def test_a_generation_that_does_not_match_its_manifest_is_not_published(built, monkeypatch):
+    config = built
+    before = served(config.index_dir).name
+    real_write = publish.write_manifest
+
+    def write_then_damage(folder, known=None):
+        manifest = real_write(folder, known)
+        truncate(folder / CATALOG, 10)
+        return manifest
+
+    monkeypatch.setattr(publish, "write_manifest", write_then_damage)
+    with pytest.raises(BuildError, match="does not match its manifest"):
+        build(config)
+    assert served(config.index_dir).name == before
+    assert generation_names(Path(config.index_dir)) == [before]

@@ -250,7 +250,8 @@ def test_headings_without_ids_get_slugs_and_a_warning_that_the_page_lacks_ids():
     assert anchors["Who Is It For?"] == ("who-is-it-for", False)
     assert [w for w in result.warnings if "no id" in w] == [
         "3 heading(s) have no id; anchors were generated from their text "
-        "(add ids in the CMS so that deep links stay stable)"
+        "(add ids in the CMS so that deep links stay stable): 'What Is EMDR?', "
+        "'Children’s Sessions & Teens', 'Sessions'"
     ]
 
 
@@ -486,3 +487,85 @@ def test_a_javascript_link_keeps_its_text_but_is_not_recorded_as_a_link():
     result = split(article_of(html), "T")
     assert [link.href for link in result.links] == ["/ok/"]
     assert "Click here now or there or fine." in result.sections[-1].answer
+
+
+# --------------------------------------------------------------------------- real-world anchors and debris
+
+
+def test_anchors_are_the_targets_the_page_really_has_in_rule_order():
+    result = split_fixture("real-world-anchors.html")
+    anchors = {s.question: (s.anchor, s.anchor_generated) for s in result.sections}
+    assert anchors["Sphinx Wrapper"] == ("id2", False)
+    assert anchors["Dropbox Wrapper"] == ("dropbox-part", False)
+    assert anchors["Wiki Section"] == ("Wiki_section", False)
+    assert anchors["Legacy Named Anchor"] == ("legacy-target", False)
+    assert anchors["Static Site Heading"] == ("static-site", False)
+    assert anchors["No Target At All"] == ("no-target-at-all", True)
+
+
+def test_the_intro_keeps_top_when_only_a_wrapper_has_an_id():
+    result = split_fixture("real-world-anchors.html")
+    assert result.sections[0].anchor == INTRO_ANCHOR  # not the <article id="post-7">
+
+
+def test_questions_carry_no_permalink_or_edit_debris():
+    questions = [s.question for s in split_fixture("real-world-anchors.html").sections]
+    assert "Static Site Heading" in questions and "Link Emoji" in questions
+    assert not [q for q in questions if re.search(r"[¶§#🔗]|\[|edit\b", q)]
+
+
+def test_an_empty_heading_without_an_id_adds_its_text_to_the_section_above():
+    result = split_fixture("real-world-anchors.html")
+    assert not [s for s in result.sections if s.anchor.startswith("section")]
+    emoji = by_question(result)["Link Emoji"]
+    assert emoji.answer == "Some themes end headings with a link emoji.\n\nText under an empty heading without any id."
+
+
+def test_a_section_whose_answer_has_no_words_is_never_served():
+    result = split_fixture("real-world-anchors.html")
+    assert "dash-only" not in [s.anchor for s in result.sections]
+    assert all(re.search(r"\w", s.answer) for s in result.sections)
+
+
+def test_a_furniture_heading_without_prose_is_dropped_with_its_links():
+    result = split_fixture("real-world-anchors.html")
+    assert "Share this story" not in [s.question for s in result.sections]
+    assert not [lk for lk in result.links if "share" in lk.href]
+    assert any("furniture" in w and "Share this story" in w for w in result.warnings)
+
+
+def test_a_furniture_heading_above_the_article_does_not_swallow_it():
+    prose = "Anxiety is common, and therapy helps many people learn to live with it well. " * 3
+    result = split(article_of(f'<h2 id="intro">Intro</h2><p>First.</p><h2>Share this story</h2><p>{prose}</p>'
+                              '<h2 id="next">Next</h2><p>More.</p>'), "T")
+    assert [s.question for s in result.sections] == ["Intro", "Next"]
+    assert by_question(result)["Intro"].answer == "First.\n\n" + prose.strip()
+
+
+READABILITY_PAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "readability" / "pages.tar.gz"
+
+
+@pytest.mark.skipif(not READABILITY_PAGES.is_file(),
+                    reason=f"Mozilla Readability's test pages not found at {READABILITY_PAGES}")
+def test_readability_pages_get_real_anchors_and_clean_questions():
+    """The 130 real-world pages through parse_page (the full published figures: eval/extraction.py)."""
+    from eval.extraction import DEBRIS, page_headings, page_targets, read_pages
+    from eval.extraction import _words as words
+    from indexer.corpus import parse_page
+
+    offered = landed = 0
+    debris, empty = [], []
+    for name, files in sorted(read_pages(READABILITY_PAGES).items()):
+        article, _ = parse_page(files["source.html"], f"{name}.html")
+        if article is None:
+            continue
+        targets, headings = page_targets(files["source.html"]), page_headings(files["source.html"])
+        debris += [f"{name}: {s.question}" for s in article.sections[1:] if DEBRIS.search(s.question)]
+        empty += [f"{name}#{s.anchor}" for s in article.sections if not re.search(r"\w", s.answer)]
+        for heading in article.outline:
+            found = headings.get(words(heading["text"]))
+            if (found and found.pop(0)) or heading["anchor"] in targets:
+                offered += 1
+                landed += heading["anchor"] in targets
+    assert debris == [] and empty == []
+    assert landed / offered >= 0.98, f"{landed}/{offered} headings land on the target their page offers"

@@ -336,7 +336,7 @@ def test_errors_are_json_even_when_the_client_asks_for_html(client):
     assert res.json["title"] == "404 Not Found"
 
 
-@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/search"), ("DELETE", "/v1/articles"),
+@pytest.mark.parametrize(("method", "path"), [("PUT", "/v1/search"), ("DELETE", "/v1/articles"),
                                               ("PUT", "/healthz"), ("GET", "/v1/reindex")])
 def test_wrong_method_is_405_json_with_allow(make_client, method, path):
     client = make_client(reindex_token=TOKEN)
@@ -617,3 +617,63 @@ def test_a_query_of_only_control_characters_is_400_like_an_empty_one(client, pat
 
 def test_normalise_query_reads_control_characters_as_spaces():
     assert normalise_query("a\x00b\x1f\x7fc\u0085") == "a b c"
+
+
+# --------------------------------------------------------------------------- whole messages (POST)
+
+LONG_MESSAGE = (
+    "Hello, I have been seeing a counsellor for a few months about stress at work and it has helped, "
+    "but a friend told me that psychotherapy goes deeper. I am not sure what the real difference is "
+    "between the two or which one would suit me better. My sessions so far were mostly practical advice. "
+    "What is the difference between psychotherapy and counselling?"
+)
+
+
+def test_post_search_ranks_a_whole_message_longer_than_the_get_cap(client):
+    assert len(LONG_MESSAGE) > 256
+    res = client.simulate_post("/v1/search", json={"text": LONG_MESSAGE, "limit": 3})
+    assert res.status_code == 200, res.text
+    assert len(res.json["results"]) == 3
+    assert "goals-of-psychotherapy#psychotherapy-vs-counselling" in [r["id"] for r in res.json["results"]]
+    assert res.headers["cache-control"] == "no-store"
+    assert client.simulate_get("/v1/search", params={"q": LONG_MESSAGE}).status_code == 400
+
+
+def test_post_answer_takes_a_whole_message_and_limit_caps_the_alternatives(client):
+    res = client.simulate_post("/v1/answer", json={"text": LONG_MESSAGE, "limit": 2})
+    assert res.status_code == 200, res.text
+    shown = ([res.json["answer"]] if res.json["answer"] else []) + res.json["alternatives"]
+    assert "goals-of-psychotherapy#psychotherapy-vs-counselling" in [r["id"] for r in shown]
+    assert len(shown) <= 3  # the answer (or, without one, the best section) and 2 alternatives
+
+
+def test_post_text_over_the_cap_is_413(make_client):
+    client = make_client(max_text_chars=100)
+    res = client.simulate_post("/v1/answer", json={"text": "therapy " * 20})
+    assert res.status_code == 413
+    assert "at most 100" in res.json["description"]
+
+
+@pytest.mark.parametrize("body", [
+    b"not json", b"[1]", b"{}", b'{"text": 5}', b'{"text": "  \\u0001 "}', b'{"text": "therapy", "q": "x"}',
+    b'{"text": "therapy", "limit": 0}', b'{"text": "therapy", "limit": "3"}', b'{"text": "therapy", "limit": true}',
+])
+def test_post_search_with_a_bad_body_is_400_naming_the_problem(client, body):
+    res = client.simulate_post("/v1/search", body=body, headers={"Content-Type": "application/json"})
+    assert res.status_code == 400, res.text
+    assert set(res.json) == {"title", "description"}
+
+
+@pytest.mark.parametrize("body", [b"[" * 30_000, b'{"text": ' + b"[" * 30_000, b'{"text": "anxiety \\ud800 therapy"}'])
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/answer"])
+def test_post_bodies_nested_thousands_deep_or_with_lone_surrogates_are_400_not_500(client, path, body):
+    res = client.simulate_post(path, body=body, headers={"Content-Type": "application/json"})
+    assert res.status_code == 400, res.text
+
+
+def test_access_log_escapes_unicode_line_breaks_and_controls_in_paths(client, caplog):
+    with caplog.at_level(logging.INFO, logger="faq.access"):
+        client.simulate_get("/v1/articles/a\u0085FAKE\u009b31mEVIL\u2028x")
+    line = [r.getMessage() for r in caplog.records if r.name == "faq.access"][-1]
+    assert len(line.splitlines()) == 1
+    assert not any(ch in line for ch in "\u0085\u009b\u2028")

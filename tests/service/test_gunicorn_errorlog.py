@@ -74,3 +74,21 @@ def test_the_filter_rewrites_arguments_and_exceptions(conf):
     assert conf["ClientAddressFilter"]().filter(record)
     assert record.getMessage() == "from 192.0.2.0 port 5555"
     assert "192.0.2.200" not in record.exc_text and "peer 192.0.2.0 reset" in record.exc_text
+
+
+def test_a_malformed_request_line_is_logged_without_its_query_string(server):
+    server.wait_ready()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /search?q=SECRETQ2\x01 HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.recv(4096)
+    deadline = time.monotonic() + 10
+    while "Invalid" not in server.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = server.stderr.read_text(errors="replace")
+    assert "Invalid" in log, log[-3000:]
+    assert "SECRETQ2" not in log, log[-3000:]
+
+
+def test_query_strings_are_dropped_from_quoted_request_lines(conf):
+    text = "Invalid HTTP request line: 'GET /search?q=my+secret HTTP/1.1'"
+    assert conf["without_query_strings"](text) == "Invalid HTTP request line: 'GET /search?… HTTP/1.1'"

@@ -7,7 +7,9 @@ import gzip
 import re
 
 import pytest
+from falcon import testing
 
+from service.app import create_app
 from service.pages import MAX_OFFSET, load_assets, snippet_parts
 
 SCRIPT_CSP = re.compile(r"script-src ([^;]*)")
@@ -129,3 +131,14 @@ def test_pages_never_log_the_query(client, caplog):
     with caplog.at_level("INFO", logger="faq"):
         client.simulate_get("/search", params={"q": "zanzibar secret worry"})
     assert "zanzibar" not in caplog.text
+
+
+def test_a_search_from_the_results_page_counts_for_editors_like_an_api_search(site):
+    client = testing.TestClient(create_app(site.config()))
+    client.app.analytics.min_count = 1
+    for _ in range(2):
+        client.simulate_get("/search", params={"q": "coping skills"})
+    client.app.analytics.flush()
+    report = client.app.analytics.report(client.app.engine, days=1)
+    assert {"query": "coping skills", "count": 2} in [
+        {k: row[k] for k in ("query", "count")} for row in report["top_queries"]]

@@ -79,8 +79,8 @@ def test_the_updated_index_really_has_deleted_documents(engine):
 def test_cached_array_scores_equal_the_plain_scores_from_whoosh_matchers(engine, q):
     gen = engine.generation()
     plan = engine.plan(gen, q)
-    scores, coverage = gen.scorer.score(plan.clauses, plan.weights, plan.unknown_weight)
-    plain = gen.scorer.score_plain(plan.clauses, plan.weights, plan.unknown_weight)
+    scores, coverage = gen.scorer.score(plan.clauses, plan.weights, plan.unknown_weight, plan.factors, plan.boosts)
+    plain = gen.scorer.score_plain(plan.clauses, plan.weights, plan.unknown_weight, plan.factors, plan.boosts)
     assert set(np.flatnonzero(scores > 0).tolist()) == {d for d, (s, _) in plain.items() if s > 0}
     for d, (s, c) in plain.items():
         assert scores[d] == pytest.approx(s, rel=1e-12)

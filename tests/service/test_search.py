@@ -181,3 +181,16 @@ def test_query_syntax_is_plain_text(engine, q):
 
 def test_field_syntax_is_just_words(engine):
     assert ids(engine, "title:psychoanalysis OR *") == ids(engine, "title psychoanalysis")
+
+
+def test_a_message_of_many_unknown_words_tries_only_a_few_corrections(engine, monkeypatch):
+    from service import query
+
+    gen = engine.generation()
+    calls = []
+    real = gen.speller.correct
+    monkeypatch.setattr(gen.speller, "correct", lambda w: calls.append(w) or real(w))
+    words = " ".join(f"zqx{chr(97 + i % 26)}{chr(97 + i // 26)}vle" for i in range(200))
+    plan = engine.plan(gen, words)
+    assert len(calls) == query.MAX_CORRECTIONS
+    assert len(plan.unknown) == gen.scorer.ranking.max_query_terms  # the 64 kept, none corrected

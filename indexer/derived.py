@@ -1,0 +1,347 @@
+"""Derived arrays: what ranking needs from a generation, computed once at build time and
+written beside Whoosh's files as ``.npy`` arrays that every worker memory-maps read-only.
+
+Whoosh's postings are decoded in pure Python; a worker that derived its own arrays from
+them paid seconds at start-up and kept a private copy (memory = workers × corpus). Here
+each Whoosh segment gets, per searched field, a compressed-sparse-row posting table —
+its sorted terms, an offset per term into the document-number and term-frequency arrays —
+and its documents' field lengths. Segments are write-once, so an ``update`` derives only
+the segments it wrote and hard-links the others' arrays like Whoosh's own files: the cost
+of an update follows the pages changed, not the corpus. Deletions are the one thing that
+changes in an old segment; the generation's ``live`` mask (one byte a document) and the
+manifest listing the segments in reader order are rewritten by every build.
+
+Term frequencies and lengths are stored rather than BM25 weights because the weights
+depend on ``Ranking`` knobs (k1, b, idf) that the evaluation varies; the scorer turns them
+into weights in a few vectorised operations. A generation without a manifest (built by an
+older version) still opens: ``open_derived`` returns None and the service reads Whoosh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from indexer.schema import SEARCH_FIELDS, analyze, words
+
+MANIFEST = "derived.json"
+LIVE = "derived.live.npy"
+FORMAT = 1
+PREFIX = "derived."
+KINDS = ("terms", "offsets", "ids", "tf", "len")
+# Per segment, what a worker used to read from every stored document when it opened a
+# generation: string columns (one UTF-8 blob, an offset row per column) and positions.
+DOC_COLUMNS = ("id", "slug", "question", "qterms", "words", "url", "answer_hash")
+DOC_KINDS = ("blob", "offsets", "position")
+VOCABULARY_PREFIX = f"{PREFIX}vocabulary."  # indexer.spelltable's generation-wide arrays
+
+
+def _name(segment: str, field: str, kind: str) -> str:
+    return f"{PREFIX}{segment}.{field}.{kind}.npy"
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
+def _matcher_arrays(matcher) -> tuple[np.ndarray, np.ndarray]:
+    """All (document numbers, weights) of a raw segment matcher, a block at a time where the
+    codec allows it (a posting at a time through the public API is 5× slower)."""
+    ids: list = []
+    tfs: list = []
+    blockwise = all(hasattr(matcher, a) for a in ("_read_ids", "_read_weights", "_next_block", "_ids"))
+    while matcher.is_active():
+        if blockwise:
+            if matcher._ids is None:
+                matcher._read_ids()
+            if matcher._weights is None:
+                matcher._read_weights()
+            ids.extend(matcher._ids[matcher._i:])
+            tfs.extend(matcher._weights[matcher._i:])
+            matcher._next_block()
+        else:
+            ids.append(matcher.id())
+            tfs.append(matcher.weight())
+            matcher.next()
+    return np.asarray(ids, dtype=np.int32), np.asarray(tfs, dtype=np.float32)
+
+
+def derive_segment(folder: Path, segment_reader, segment: str, fields: Iterable[str] = SEARCH_FIELDS) -> None:
+    """Write one segment's posting tables and field lengths (deleted documents included:
+    the segment's arrays never change, the generation's live mask says who is deleted)."""
+    n = segment_reader.doc_count_all()
+    perdoc = segment_reader._perdoc
+    for field in fields:
+        fmt = segment_reader.schema[field].format
+        terms = list(segment_reader.lexicon(field))  # bytes, sorted
+        offsets = np.zeros(len(terms) + 1, dtype=np.int64)
+        ids_parts, tf_parts = [], []
+        for i, term in enumerate(terms):
+            ids, tfs = _matcher_arrays(segment_reader._terms.matcher(field, term, fmt))
+            ids_parts.append(ids)
+            tf_parts.append(tfs)
+            offsets[i + 1] = offsets[i] + len(ids)
+        width = max((len(t) for t in terms), default=1)
+        _save(folder / _name(segment, field, "terms"), np.array(terms, dtype=f"S{width}"))
+        _save(folder / _name(segment, field, "offsets"), offsets)
+        _save(folder / _name(segment, field, "ids"),
+              np.concatenate(ids_parts) if ids_parts else np.empty(0, dtype=np.int32))
+        _save(folder / _name(segment, field, "tf"),
+              np.concatenate(tf_parts) if tf_parts else np.empty(0, dtype=np.float32))
+        lengths = np.fromiter((perdoc.doc_field_length(d, field, 0) or 0 for d in range(n)),
+                              dtype=np.float64, count=n)
+        _save(folder / _name(segment, field, "len"), lengths)
+
+
+def _doc_name(segment: str, kind: str) -> str:
+    return f"{PREFIX}{segment}.docs.{kind}.npy"
+
+
+def doc_row(stored: dict) -> tuple[str, ...]:
+    """One document's row of the document table, in ``DOC_COLUMNS`` order: its id, slug,
+    question, analysed question terms and question words (space-joined), URL, answer hash."""
+    question = stored["question"]
+    return (stored["id"], stored["slug"], question, " ".join(analyze(question)), " ".join(words(question)),
+            stored["meta"]["url"], stored["meta"]["answer_hash"])
+
+
+def derive_documents(folder: Path, segment_reader, segment: str) -> None:
+    """Write one segment's document table (deleted documents included, like the postings)."""
+    n = segment_reader.doc_count_all()
+    perdoc = segment_reader._perdoc
+    columns: list[list[bytes]] = [[] for _ in DOC_COLUMNS]
+    positions = np.zeros(n, dtype=np.int64)
+    for d in range(n):
+        stored = perdoc.stored_fields(d)
+        positions[d] = stored["position"]
+        for column, value in zip(columns, doc_row(stored), strict=True):
+            column.append(value.encode("utf-8"))
+    offsets = np.zeros((len(DOC_COLUMNS), n + 1), dtype=np.int64)
+    start = 0
+    for c, column in enumerate(columns):
+        offsets[c, 0] = start
+        offsets[c, 1:] = start + np.cumsum([len(v) for v in column], dtype=np.int64)
+        start = int(offsets[c, -1])
+    _save(folder / _doc_name(segment, "blob"),
+          np.frombuffer(b"".join(b"".join(column) for column in columns), dtype=np.uint8))
+    _save(folder / _doc_name(segment, "offsets"), offsets)
+    _save(folder / _doc_name(segment, "position"), positions)
+
+
+def _segment_id(segment_reader) -> str:
+    return segment_reader.segment().segment_id()
+
+
+def write_derived(folder: Path, ix, fields: Iterable[str] = SEARCH_FIELDS) -> dict:
+    """Derive the segments of ``ix`` (a Whoosh index in ``folder``) that have no arrays yet,
+    drop the arrays of segments merged away, and write the live mask and the manifest.
+    Returns the manifest."""
+    fields = tuple(fields)
+    folder = Path(folder)
+    segments = []
+    with ix.reader() as reader:
+        live = np.ones(reader.doc_count_all(), dtype=bool)
+        for seg_reader, base in reader.leaf_readers():
+            seg = _segment_id(seg_reader)
+            n = seg_reader.doc_count_all()
+            if not all((folder / _name(seg, f, k)).is_file() for f in fields for k in KINDS):
+                derive_segment(folder, seg_reader, seg, fields)
+            if not all((folder / _doc_name(seg, k)).is_file() for k in DOC_KINDS):
+                derive_documents(folder, seg_reader, seg)
+            deleted = sorted(seg_reader._perdoc.deleted_docs()) if seg_reader.has_deletions() else []
+            if deleted:
+                live[base + np.asarray(deleted, dtype=np.int64)] = False
+            segments.append({"id": seg, "base": base, "docs": n, "deleted": len(deleted)})
+    keep = {_name(s["id"], f, k) for s in segments for f in fields for k in KINDS}
+    keep |= {_doc_name(s["id"], k) for s in segments for k in DOC_KINDS}
+    for path in folder.glob(f"{PREFIX}*.npy"):
+        if path.name not in keep and path.name != LIVE and not path.name.startswith(VOCABULARY_PREFIX):
+            path.unlink()
+    (folder / LIVE).unlink(missing_ok=True)  # a hard link to the served generation's
+    _save(folder / LIVE, live)
+    manifest = {"format": FORMAT, "fields": list(fields), "doc_count_all": int(len(live)),
+                "doc_count": int(live.sum()), "segments": segments, "documents": list(DOC_COLUMNS)}
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)
+    return manifest
+
+
+@dataclass
+class _FieldTable:
+    terms: np.ndarray
+    offsets: np.ndarray
+    ids: np.ndarray
+    tf: np.ndarray
+
+
+@dataclass
+class _Segment:
+    base: int
+    docs: int
+    deleted: int
+    tables: dict[str, _FieldTable]
+
+
+class Documents:
+    """The document table of a generation (``DOC_COLUMNS`` of every document, deleted ones
+    included), read by document number from the memory-mapped segment tables."""
+
+    def __init__(self, parts: list[tuple[int, np.ndarray, np.ndarray]], positions: np.ndarray):
+        self.parts = parts  # (base, blob, offsets) per segment, in reader order
+        self.bases = np.asarray([base for base, _, _ in parts], dtype=np.int64)
+        self.positions = positions
+        self.column_index = {c: i for i, c in enumerate(DOC_COLUMNS)}
+
+    def value(self, column: str, docnum: int) -> str:
+        """One document's value of ``column``."""
+        k = 0 if len(self.parts) == 1 else int(np.searchsorted(self.bases, docnum, "right")) - 1
+        base, blob, offsets = self.parts[k]
+        row = offsets[self.column_index[column]]
+        d = docnum - base
+        return blob[int(row[d]):int(row[d + 1])].tobytes().decode("utf-8")
+
+    def column(self, column: str) -> list[str]:
+        """Every document's value of ``column``, by document number."""
+        c = self.column_index[column]
+        out: list[str] = []
+        for _, blob, offsets in self.parts:
+            row = offsets[c].tolist()
+            data = blob[row[0]:row[-1]].tobytes()
+            start = row[0]
+            out += [data[a - start:b - start].decode("utf-8") for a, b in zip(row, row[1:], strict=False)]
+        return out
+
+
+class Derived:
+    """A generation's derived arrays, memory-mapped read-only (shared by every worker
+    through the page cache). Document numbers are the Whoosh reader's."""
+
+    def __init__(self, folder: Path, manifest: dict):
+        # Plain ndarray views of the maps: np.memmap's subclass hooks cost more than a lookup.
+        load = lambda name: np.asarray(np.load(folder / name, mmap_mode="r", allow_pickle=False))  # noqa: E731
+        self.fields: tuple[str, ...] = tuple(manifest["fields"])
+        self.live: np.ndarray = load(LIVE)
+        self.n_all = int(manifest["doc_count_all"])
+        self.n = int(manifest["doc_count"])
+        self.segments: list[_Segment] = []
+        lengths: dict[str, list[np.ndarray]] = {f: [] for f in self.fields}
+        for s in manifest["segments"]:
+            tables = {}
+            for f in self.fields:
+                tables[f] = _FieldTable(*(load(_name(s["id"], f, k)) for k in KINDS[:4]))
+                lengths[f].append(load(_name(s["id"], f, "len")))
+            self.segments.append(_Segment(s["base"], s["docs"], s["deleted"], tables))
+        self.documents: Documents | None = None  # None for arrays written before the table
+        if manifest.get("documents") == list(DOC_COLUMNS):
+            parts, positions = [], []
+            for s in manifest["segments"]:
+                blob, offsets = load(_doc_name(s["id"], "blob")), load(_doc_name(s["id"], "offsets"))
+                positions.append(load(_doc_name(s["id"], "position")))
+                if offsets.shape != (len(DOC_COLUMNS), s["docs"] + 1) or len(positions[-1]) != s["docs"] \
+                        or (s["docs"] and int(offsets[-1, -1]) > len(blob)):
+                    raise ValueError("the document table does not match the manifest")
+                parts.append((s["base"], blob, offsets))
+            self.documents = Documents(parts, positions[0] if len(positions) == 1 else np.concatenate(positions))
+        # One segment (a full build): the mapped array itself; several: one small copy.
+        self.lengths = {f: (parts[0] if len(parts) == 1 else np.concatenate(parts)) if parts
+                        else np.empty(0, dtype=np.float64) for f, parts in lengths.items()}
+        if len(self.live) != self.n_all or any(len(v) != self.n_all for v in self.lengths.values()):
+            raise ValueError("derived arrays do not match the manifest's document count")
+
+    def _spans(self, field: str, term: str):
+        key = term.encode("utf-8")
+        for seg in self.segments:
+            table = seg.tables[field]
+            i = int(np.searchsorted(table.terms, key))
+            if i < len(table.terms) and table.terms[i] == key:
+                yield seg, table, int(table.offsets[i]), int(table.offsets[i + 1])
+
+    def postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Live document numbers (ascending) and term frequencies of one posting list."""
+        ids_parts, tf_parts = [], []
+        for seg, table, lo, hi in self._spans(field, term):
+            ids = table.ids[lo:hi].astype(np.int64) + seg.base
+            tf = table.tf[lo:hi].astype(np.float64)
+            if seg.deleted:
+                keep = self.live[ids]
+                ids, tf = ids[keep], tf[keep]
+            ids_parts.append(ids)
+            tf_parts.append(tf)
+        if not ids_parts:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        if len(ids_parts) == 1:
+            return ids_parts[0], tf_parts[0]
+        return np.concatenate(ids_parts), np.concatenate(tf_parts)
+
+    def doc_frequency(self, field: str, term: str) -> int:
+        """Live documents with ``term`` in ``field``, without reading the postings of
+        segments that have no deletions."""
+        df = 0
+        for seg, table, lo, hi in self._spans(field, term):
+            if seg.deleted:
+                df += int(np.count_nonzero(self.live[table.ids[lo:hi].astype(np.int64) + seg.base]))
+            else:
+                df += hi - lo
+        return df
+
+    def most_frequent_terms(self, field: str, count: int) -> list[str]:
+        """The ``count`` terms of ``field`` with the longest posting lists (all segments)."""
+        sizes: dict[bytes, int] = {}
+        for seg in self.segments:
+            table = seg.tables[field]
+            lens = np.diff(table.offsets)
+            for i in np.argsort(-lens, kind="stable")[:count]:
+                key = bytes(table.terms[i])
+                sizes[key] = sizes.get(key, 0) + int(lens[i])
+        return [t.decode("utf-8") for t, _ in sorted(sizes.items(), key=lambda kv: -kv[1])[:count]]
+
+
+def open_derived(folder: Path, ix=None) -> Derived | None:
+    """The generation's derived arrays, or None when it has none (built by an older
+    version) or they do not describe ``ix``'s segments (then the caller reads Whoosh)."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if manifest.get("format") != FORMAT:
+        return None
+    if ix is not None:
+        with ix.reader() as reader:
+            listed = [(_segment_id(r), base) for r, base in reader.leaf_readers()]
+        if listed != [(s["id"], s["base"]) for s in manifest["segments"]]:
+            return None
+    try:
+        return Derived(folder, manifest)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def check_derived(folder: Path, ix) -> str | None:
+    """Why the derived arrays of a new generation are unusable, or None when they are sound:
+    every array present, lengths and offsets consistent, the live count matching Whoosh's."""
+    derived = open_derived(folder, ix)
+    if derived is None:
+        return "the derived arrays are missing or do not list the index's segments"
+    with ix.reader() as reader:
+        if derived.n != reader.doc_count() or derived.n_all != reader.doc_count_all():
+            return "the derived arrays count other documents than the index"
+    for seg in derived.segments:
+        for field, table in seg.tables.items():
+            if len(table.offsets) != len(table.terms) + 1 or int(table.offsets[-1]) != len(table.ids) \
+                    or len(table.ids) != len(table.tf):
+                return f"the derived posting table of {field} is inconsistent"
+            if len(table.ids) and (int(table.ids.max()) >= seg.docs or int(table.ids.min()) < 0):
+                return f"the derived posting table of {field} names documents outside its segment"
+    if derived.documents is None:
+        return "the derived document table is missing"
+    from indexer.spelltable import check_vocabulary  # it imports this module
+
+    return check_vocabulary(folder)

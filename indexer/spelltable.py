@@ -1,0 +1,156 @@
+"""The corpus vocabulary and the speller's symmetric-delete table, computed at build time and
+written into the generation as ``.npy`` arrays that every worker memory-maps read-only.
+
+A worker that built the table itself spent over a second at start-up (every deletion variant
+of every word) and kept it in private memory, once per worker. Here the build writes the
+vocabulary (sorted words and how many articles use each) and the table: every deletion
+variant of every usable word, sorted, with the word it came from. A worker looks a variant up
+with two binary searches. The table depends only on the set of usable words, so an update
+that adds no word keeps the served generation's (hard-linked) table and rewrites the counts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from indexer.derived import VOCABULARY_PREFIX
+
+MAX_WORD = 24  # longer words are neither corrected nor offered (see service.spelling)
+MAX_VOCABULARY = 300_000  # only this many of the most frequent words are kept
+FILES = ("words", "counts", "usable", "variants", "owners", "table_words")
+
+
+def _path(folder: Path, kind: str) -> Path:
+    return Path(folder) / f"{VOCABULARY_PREFIX}{kind}.npy"
+
+
+def usable_words(vocabulary: dict[str, int], max_word: int = MAX_WORD,
+                 max_vocabulary: int = MAX_VOCABULARY) -> dict[str, int]:
+    """The words the speller corrects to: alphabetic, 4 to ``max_word`` letters, the
+    ``max_vocabulary`` most frequent."""
+    usable = [(w, n) for w, n in vocabulary.items() if 4 <= len(w) <= max_word and w.isalpha()]
+    if len(usable) > max_vocabulary:
+        usable = sorted(usable, key=lambda wn: (-wn[1], wn[0]))[:max_vocabulary]
+    return dict(usable)
+
+
+def deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def _strings(values: list[str]) -> np.ndarray:
+    encoded = [v.encode("utf-8") for v in values]
+    return np.array(encoded, dtype=f"S{max((len(v) for v in encoded), default=1)}")
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    path.unlink(missing_ok=True)  # an update's copy is a hard link to the served generation's
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def count_words(article_words: Iterable[list[str]]) -> dict[str, int]:
+    """How many articles use each word, from each article's distinct words."""
+    counts: dict[str, int] = {}
+    for ws in article_words:
+        for w in ws:
+            counts[w] = counts.get(w, 0) + 1
+    return counts
+
+
+def write_vocabulary(folder: Path, counts: dict[str, int]) -> None:
+    """Write the vocabulary and, unless the folder already holds the table of the same usable
+    words (an update's copy of the served generation), the symmetric-delete table."""
+    folder = Path(folder)
+    vocab = sorted(counts)
+    _save(_path(folder, "words"), _strings(vocab))
+    _save(_path(folder, "counts"), np.asarray([counts[w] for w in vocab], dtype=np.int64))
+    usable = sorted(usable_words(counts))
+    index_of = {w: i for i, w in enumerate(vocab)}
+    usable_ids = np.asarray([index_of[w] for w in usable], dtype=np.int64)
+    if all(_path(folder, k).is_file() for k in ("variants", "owners")) and _same_usable(folder, usable):
+        _save(_path(folder, "usable"), usable_ids)
+        return
+    pairs = sorted((v.encode("utf-8"), i) for i, w in enumerate(usable) for v in deletions(w))
+    width = max((len(v) for v, _ in pairs), default=1)
+    _save(_path(folder, "variants"), np.array([v for v, _ in pairs], dtype=f"S{width}"))
+    _save(_path(folder, "owners"), np.asarray([i for _, i in pairs], dtype=np.int32))
+    _save(_path(folder, "usable"), usable_ids)
+    _save(_path(folder, "table_words"), _strings(usable))
+
+
+def _same_usable(folder: Path, usable: list[str]) -> bool:
+    """Whether the table in ``folder`` was built from exactly these usable words."""
+    try:
+        previous = np.load(_path(folder, "table_words"), allow_pickle=False)
+    except (OSError, ValueError):
+        return False
+    return len(previous) == len(usable) and previous.tolist() == [w.encode("utf-8") for w in usable]
+
+
+class Vocabulary:
+    """A generation's vocabulary and speller table, memory-mapped read-only."""
+
+    def __init__(self, folder: Path):
+        load = lambda kind: np.asarray(np.load(_path(folder, kind), mmap_mode="r", allow_pickle=False))  # noqa: E731
+        self.words = load("words")
+        self.counts = load("counts")
+        self.usable_ids = load("usable")
+        self.variants = load("variants")
+        self.owners = load("owners")
+        table_words = load("table_words")
+        if len(self.words) != len(self.counts) or len(self.variants) != len(self.owners) \
+                or len(table_words) != len(self.usable_ids):
+            raise ValueError("the vocabulary arrays disagree in length")
+        if len(self.usable_ids) and (int(self.usable_ids.max()) >= len(self.words)):
+            raise ValueError("the vocabulary's usable words point outside it")
+        if len(self.owners) and (int(self.owners.max()) >= len(self.usable_ids) or int(self.owners.min()) < 0):
+            raise ValueError("the speller table points outside its words")
+        self.usable = [bytes(w).decode("utf-8") for w in table_words]
+        if [bytes(self.words[i]) for i in self.usable_ids.tolist()] != [w.encode("utf-8") for w in self.usable]:
+            raise ValueError("the speller table was built from other words than the vocabulary's")
+
+    def usable_counts(self) -> dict[str, int]:
+        """The speller's words and their article counts."""
+        return dict(zip(self.usable, self.counts[self.usable_ids].tolist(), strict=True))
+
+    def get(self, variant: str, default=()):
+        """The usable words having ``variant`` as a deletion variant (a dict's ``get``)."""
+        key = variant.encode("utf-8")
+        lo = int(np.searchsorted(self.variants, key, "left"))
+        hi = int(np.searchsorted(self.variants, key, "right"))
+        if lo == hi:
+            return default
+        return [self.usable[i] for i in self.owners[lo:hi].tolist()]
+
+    def starting_with(self, prefixes: Iterable[str]) -> list[str]:
+        """The vocabulary's words that start with any of ``prefixes``."""
+        out: list[str] = []
+        for prefix in prefixes:
+            key = prefix.encode("utf-8")
+            lo = int(np.searchsorted(self.words, key, "left"))
+            hi = int(np.searchsorted(self.words, key + b"\xff", "left"))  # UTF-8 never holds 0xff
+            out += [bytes(w).decode("utf-8") for w in self.words[lo:hi]]
+        return out
+
+
+def open_vocabulary(folder: Path) -> Vocabulary | None:
+    """The generation's vocabulary, or None when it has none (built by an older version)
+    or its arrays are inconsistent (then the worker derives the speller itself)."""
+    if not all(_path(folder, k).is_file() for k in FILES):
+        return None
+    try:
+        return Vocabulary(Path(folder))
+    except (OSError, ValueError):
+        return None
+
+
+def check_vocabulary(folder: Path) -> str | None:
+    """Why a new generation's vocabulary arrays are unusable, or None when they are sound."""
+    return None if open_vocabulary(folder) is not None else "the vocabulary arrays are missing or inconsistent"
