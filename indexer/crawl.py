@@ -253,7 +253,8 @@ class Crawler:
                     self.report.problems.append(f"{url}: HTTP {status}; crawled nothing")
                     self.report.failed["robots-txt"] += 1
                     return False
-                body = self._read(response, "robots-txt-too-large", _MAX_ROBOTS_BYTES, deadline)
+                body = b"" if status >= 400 else self._read(response, "robots-txt-too-large",
+                                                               _MAX_ROBOTS_BYTES, deadline)
                 encoding = response.charset_encoding or "utf-8"
         except (httpx.HTTPError, _Skip) as exc:
             why = f"{exc.reason} ({exc.detail})" if isinstance(exc, _Skip) else _reason(exc)
@@ -264,7 +265,7 @@ class Crawler:
             text = body.decode(encoding, errors="replace")
         except LookupError:
             text = body.decode("utf-8", errors="replace")
-        self.robots.parse(text.splitlines() if status < 400 else [])
+        self.robots.parse(text.splitlines())
         delay = self.robots.crawl_delay(self.user_agent)
         rate = self.robots.request_rate(self.user_agent)
         self.delay = max(float(delay or 0), rate.seconds / rate.requests if rate and rate.requests else 0.0)
@@ -401,6 +402,7 @@ class Crawler:
             if current != digest:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(f".{path.name}.crawl-tmp")
+                tmp.unlink(missing_ok=True)  # never write through a symlink left in its place
                 try:
                     tmp.write_bytes(result.body)
                     os.replace(tmp, path)
@@ -528,6 +530,11 @@ class Crawler:
         """Crawl; ``progress`` is called once per page requested."""
         self.corpus_dir.mkdir(parents=True, exist_ok=True)
         self._root = self.corpus_dir.resolve()
+        if self._target(STATE) is None:
+            self.report.failed["outside-corpus"] += 1
+            self.report.problems.append(f"{self.corpus_dir / STATE}: leads out of the corpus folder; crawled nothing")
+            self.client.close()
+            return self.report
         self._state = _State(self.corpus_dir / STATE)
         try:
             if self._read_robots():

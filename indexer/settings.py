@@ -140,7 +140,7 @@ SETTINGS: tuple[Setting, ...] = (
             check=lambda v: None if v.strip() and v.isprintable() else "must be printable and not empty",
             allowed="printable, not empty"),
     Setting("crawl_concurrency", "FAQ_CRAWL_CONCURRENCY", 2, "Requests `faq-index crawl` has open at once per host.", int, "int", 1, 16),
-    Setting("crawl_timeout", "FAQ_CRAWL_TIMEOUT", 10.0, "Seconds `faq-index crawl` waits for each request (connect, read) before reporting a timeout.", float, "float", 0.1, 300),
+    Setting("crawl_timeout", "FAQ_CRAWL_TIMEOUT", 10.0, "Seconds `faq-index crawl` waits for each request: connect, each read, and the whole download.", float, "float", 0.1, 300),
     Setting("crawl_max_pages", "FAQ_CRAWL_MAX_PAGES", 1000, "Pages `faq-index crawl` requests at most (`--max-pages`).", int, "int", 1, 1_000_000),
     Setting("crawl_max_depth", "FAQ_CRAWL_MAX_DEPTH", 5, "Link hops from the start page `faq-index crawl` follows at most (`--max-depth`).", int, "int", 0, 100),
     Setting("crawl_max_redirects", "FAQ_CRAWL_MAX_REDIRECTS", 5, "Redirects `faq-index crawl` follows per page.", int, "int", 0, 20),

@@ -26,6 +26,7 @@ import logging
 import re
 import sqlite3
 import threading
+import time
 import unicodedata
 import weakref
 from collections import Counter
@@ -40,6 +41,7 @@ from service.generations import NoIndex
 from service.metrics import ANALYTICS_DROPPED
 from service.query import normalise_query
 from service.resources import _ReindexAuth, int_param
+from service.storage import connect
 
 log = logging.getLogger("faq.service")
 
@@ -163,12 +165,8 @@ class Analytics:
     # -- writing
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        if not self._ready:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(_SQL)
-            self._ready = True
+        conn = connect(self.path, _SQL, set_up=not self._ready)
+        self._ready = True
         return conn
 
     def flush(self) -> int:
@@ -217,13 +215,23 @@ class Analytics:
             if own:
                 conn.close()
 
-    def close(self) -> None:
-        """Stop the background writer and write what is left."""
+    def close(self, deadline_seconds: float = 10.0) -> None:
+        """Stop the background writer and write what is left, retrying while another worker
+        holds the database (workers exit together): a batch still pending at exit is lost."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self.flush_seconds + 5)
-        self.flush()
+        deadline = time.monotonic() + deadline_seconds
+        while True:
+            self.flush()
+            with self._lock:
+                if not self._pending or not self.enabled:
+                    return
+            if time.monotonic() > deadline:
+                log.error("search analytics: %d rows could not be written before exit", len(self._pending))
+                return
+            time.sleep(0.05)
 
     # -- the report
 

@@ -31,6 +31,7 @@ from indexer.publish import lock_holder, try_lock
 from indexer.publish import utc_now as now
 from indexer.settings import Config
 from service import metrics
+from service.storage import connect
 
 log = logging.getLogger("faq.service")
 
@@ -111,13 +112,9 @@ class JobStore:
     def _connect(self) -> sqlite3.Connection:
         if not self._ready:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        conn = connect(self.path, _JOBS_SQL, set_up=not self._ready, timeout=10)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 10000")
-        if not self._ready:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(_JOBS_SQL)
-            self._ready = True
+        self._ready = True
         return conn
 
     # -- public

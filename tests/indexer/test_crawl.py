@@ -9,6 +9,10 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -428,18 +432,18 @@ def test_a_gzip_page_inflating_past_the_size_cap_is_skipped(site, make_config, t
     assert report.skipped == {"too-large": 1} and mirror(config.corpus_dir) == {}
 
 
-def test_a_crawl_delay_over_a_minute_is_refused_instead_of_slept(site, crawl_config):
+def test_a_crawl_delay_over_a_minute_is_refused_instead_of_slept(site, tmp_path):
     site.routes["/robots.txt"] = ("text/plain", b"User-agent: *\nCrawl-delay: 99999999\n")
     site.routes["/"] = html("Home", '<a href="/fees/">fees</a>')
-    done: dict = {}
-    worker = threading.Thread(daemon=True, target=lambda: done.update(
-        report=crawl(f"{site.origin}/", crawl_config.corpus_dir, crawl_config, max_depth=1)))
-    worker.start()
-    worker.join(10)  # before the fix: asleep for three years
-    assert not worker.is_alive()
-    report = done["report"]
-    assert report.failed == {"crawl-delay": 1} and [p for _, p, _ in site.log] == ["/robots.txt"]
-    assert "Crawl-delay of 99999999 s" in report.problems[0]
+    # A process of its own: before the fix it slept for three years, and a sleeping crawl
+    # thread would also keep pytest from exiting.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQ_")} | {"FAQ_CRAWL_TIMEOUT": "0.5"}
+    done = subprocess.run(
+        [sys.executable, "-m", "indexer.cli", "crawl", f"{site.origin}/", "--json", "--max-depth", "1",
+         "--corpus", str(tmp_path / "corpus")], capture_output=True, text=True, timeout=60, env=env)
+    report = json.loads(done.stdout)
+    assert report["failed"] == {"crawl-delay": 1} and [p for _, p, _ in site.log] == ["/robots.txt"]
+    assert "Crawl-delay of 99999999 s is over the 60 s" in done.stderr
 
 
 def test_a_page_dripped_slower_than_the_timeout_allows_fails_as_a_timeout(site, crawl_config):
@@ -495,6 +499,14 @@ def test_a_symlink_leading_out_of_the_corpus_is_never_written_or_removed_through
     del site.status["/articles/grief/"]
     report = crawl(f"{site.origin}/sitemap.xml", corpus, crawl_config)
     assert list(outside.iterdir()) == [] and report.skipped["outside-corpus"] == 1
+
+
+def test_a_state_file_symlinked_out_of_the_corpus_stops_the_crawl(site, crawl_config, tmp_path):
+    corpus, outside = crawl_config.corpus_dir, tmp_path / "elsewhere.sqlite"
+    corpus.mkdir(parents=True)
+    (corpus / STATE).symlink_to(outside)
+    report = crawl(f"{site.origin}/sitemap.xml", corpus, crawl_config)
+    assert report.failed == {"outside-corpus": 1} and site.log == [] and not outside.exists()
 
 
 def test_an_editors_file_with_a_crawled_pages_name_is_neither_overwritten_nor_removed(site, crawl_config):

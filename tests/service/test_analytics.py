@@ -225,3 +225,18 @@ def test_contact_data_however_it_is_spelled_is_never_stored(q):
 @pytest.mark.parametrize("q", ["what to expect at home", "therapy at night", "is therapy at a practice good"])
 def test_ordinary_questions_with_at_are_stored(q):
     assert not contact_like(q)
+
+
+def test_workers_setting_up_the_database_together_wait_for_each_other(tmp_path):
+    import threading
+
+    from service.storage import connect
+
+    path = tmp_path / "x.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")  # another worker in the middle of its set-up
+    threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
+    conn = connect(path, "CREATE TABLE IF NOT EXISTS t (x)", set_up=True, timeout=10)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    holder.close()
