@@ -101,12 +101,9 @@ def git_revision() -> str:
                              text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
-    try:
-        status = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        status = ""
-    return rev + ("+dirty" if status.strip() else "")
+    from eval.reports import tree_is_clean  # the reports themselves do not count as changes
+
+    return rev + ("" if tree_is_clean() in (True, None) else "+dirty")
 
 
 def package_version(name: str) -> str:

@@ -77,6 +77,7 @@ from eval.own import (
 )
 from eval.protocol import LIVEQA_VARIANTS, PREFIX_CHARS, RELATED_SAMPLE, SEED
 from eval.render import NOTES, render_report, threshold_explanation
+from eval.reports import tree_is_clean
 from eval.variants import ablation_rankings, ranking_variants
 
 if TYPE_CHECKING:
@@ -283,7 +284,7 @@ def environment(argv: Sequence[str]) -> dict[str, str]:
             return ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    if git("status", "--porcelain"):
+    if not tree_is_clean():
         commit += "+dirty"
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -381,6 +381,24 @@ NOTES = """## Method
   LiveQA (summary, message, subject+message) and CounselChat test. A CounselChat question that
   also has test rows counts as test only.
 
+## Targets not met, and why
+
+- **Own held-out accuracy@1 below 0.90.** The 48 queries added for this round (general words,
+  numbers, word families) were written before any tuning and are hard on purpose; the
+  ablation table shows each built-in equivalence raising both halves, but "general" queries
+  whose words the page never uses ("how can I tell therapy is working" for "Signs of
+  Progress") need more than word-level equivalences: a semantic layer, not shipped (see below).
+- **CounselChat test MRR@10 below 0.70 and LiveQA messages below 0.60 nDCG@10.** Whole
+  messages now reach the engine unshortened, but ranking a story by its words is the limit
+  of a lexical ranker: weighting the message's question sentences lost on CounselChat tuning
+  (ranking decisions), so it is off. Equivalences barely move these sets (their words are
+  medical or counselling vocabulary already on the pages).
+- **LiveQA summary nDCG@10 at the 0.68 line.** The general-English row of the ablation costs
+  it about 0.005 (held out: reported, not tuned away).
+- **Optional semantic re-ranker: not built.** No registry package ships a model small enough
+  to stay within the search latency budget on this 2-core machine that we could measure in
+  this round; the ablation rows are what lexical means reached.
+
 ## Ranking decisions
 
 The ranking is the BM25F-style sum over fields of `service/scoring.py` (question, article
