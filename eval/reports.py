@@ -35,10 +35,14 @@ GENERATED = (*REPORTS, "docs/img/")
 
 def tree_is_clean() -> bool | None:
     """Whether the work tree equals HEAD apart from the generated files; None outside git."""
-    status = _git("status", "--porcelain")
-    if status is None:
+    try:
+        proc = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "-z"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
         return None
-    changed = [line[3:] for line in status.splitlines() if line.strip()]
+    if proc.returncode != 0:
+        return None
+    changed = [entry[3:] for entry in proc.stdout.split("\0") if entry[3:]]  # "XY path", unstripped
     return all(path.startswith(GENERATED) for path in changed)
 
 

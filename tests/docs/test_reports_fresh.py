@@ -36,3 +36,16 @@ def test_generated_report_measured_the_current_code(report):
     ok = git("merge-base", "--is-ancestor", last, recorded).returncode == 0
     assert ok, (f"{report} measured commit {recorded[:12]}, but {' '.join(folders)} changed since "
                 f"(last in {last[:12]}): rerun `{command}` and commit the report")
+
+
+def test_only_generated_files_changed_still_counts_as_a_clean_tree(monkeypatch):
+    from eval import reports
+
+    class Done:
+        returncode = 0
+        stdout = " M docs/quality.md\0 M docs/img/widget-mobile.png\0"
+
+    monkeypatch.setattr(reports.subprocess, "run", lambda *a, **k: Done())
+    assert reports.tree_is_clean() is True
+    Done.stdout = " M docs/quality.md\0 M service/search.py\0"
+    assert reports.tree_is_clean() is False
