@@ -10,7 +10,8 @@ whether every linked article comes back as related.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,7 +121,8 @@ def evaluate_own(engine: Engine, queries: Sequence[dict]) -> dict[str, Any]:
 def own_sections(engine: Engine) -> list[dict]:
     """Every section of the served generation: {id, question, slug}."""
     gen = engine.generation()
-    return [{"id": e["id"], "question": e["text"], "slug": e["position"][0]} for e in gen.suggester.entries]
+    return [{"id": e["id"], "question": e["text"], "slug": e["position"][0]} for e in gen.suggester.entries
+            if "alternate" not in e]
 
 
 def evaluate_own_suggestions(engine: Engine, lengths: Sequence[int] = (3, 5, 10)) -> dict[str, Any]:
@@ -161,3 +163,40 @@ def evaluate_own_related(engine: Engine) -> dict[str, Any]:
         rows.append({"slug": slug, "linked": sorted(linked), "missing": sorted(linked - got)})
     return {"recall": found / expected if expected else 1.0, "expected": expected, "found": found,
             "articles": rows}
+
+
+def alternates_from(queries: Sequence[dict]) -> str:
+    """``corpus/alternates.txt`` lines attaching each paraphrase query to its judged section:
+    what an editor pastes from ``faq-index report`` (the visitors' own wording, verbatim)."""
+    lines = ["# written by eval.own.alternates_from: the tuning half's paraphrase queries"]
+    lines += [f"{q['expect']}: {q['q']}" for q in queries if q["kind"] == "paraphrase" and q["expect"]]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_alternates(plain: Engine, queries: Sequence[dict], work: Path,
+                        make_engine: Callable[[Path, Path], Engine]) -> dict[str, Any]:
+    """The effect of alternate phrasings written from the tuning half only, measured on the
+    held-out half: the own corpus is copied, given an ``alternates.txt`` from the tuning
+    half's paraphrase queries, built, and compared with ``plain`` (the same corpus without).
+    ``make_engine(corpus, index)`` builds and opens the copy."""
+    tune = [q for q in queries if q.get("split", "tune") == "tune"]
+    held = [q for q in queries if q.get("split") == "heldout"]
+    corpus = work / "own-alternates"
+    shutil.rmtree(corpus, ignore_errors=True)
+    shutil.copytree(OWN_CORPUS, corpus)
+    text = alternates_from(tune)
+    (corpus / "alternates.txt").write_text(text, encoding="utf-8")
+    with_alternates = make_engine(corpus, work / "own-alternates-index")
+    rows = []
+    for label, subset in (
+        ("held-out paraphrase", [q for q in held if q["kind"] == "paraphrase"]),
+        ("held-out, every kind", held),
+        ("tuning paraphrase (in-sample: their own words were pasted)", [q for q in tune if q["kind"] == "paraphrase"]),
+    ):
+        before, after = evaluate_own(plain, subset), evaluate_own(with_alternates, subset)
+        rows.append({"set": label, "queries": before["judged"], "off-topic": before["offtopic"],
+                     "acc@1 without": before["acc@1"], "acc@1 with": after["acc@1"],
+                     "MRR@10 without": before["MRR@10"], "MRR@10 with": after["MRR@10"],
+                     "off-topic answered without": before["offtopic"] - before["offtopic_null"],
+                     "off-topic answered with": after["offtopic"] - after["offtopic_null"]})
+    return {"phrasings": text.count("\n") - 1, "rows": rows}

@@ -70,6 +70,7 @@ from eval.metrics import (
 )
 from eval.own import (
     OWN_CORPUS,
+    evaluate_alternates,
     evaluate_own,
     evaluate_own_related,
     evaluate_own_suggestions,
@@ -372,6 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["own"] = evaluate_own(engine, own_queries)
         report["own_suggestions"] = evaluate_own_suggestions(engine)
         report["own_related"] = evaluate_own_related(engine)
+        report["own_alternates"] = evaluate_alternates(
+            engine, own_queries, work,
+            lambda corpus, index: make_engine(build_index(corpus, index)[0]))
+        log("own corpus with alternates from the tuning half: " + ", ".join(
+            f"{row['set']} acc@1 {row['acc@1 without']:.3f} → {row['acc@1 with']:.3f}"
+            for row in report["own_alternates"]["rows"]))
         log(f"own corpus: acc@1 {report['own']['acc@1']:.3f}, MRR {report['own']['MRR@10']:.3f}, "
             f"typo top3 {report['own']['typo_top3']:.3f}, off-topic null "
             f"{report['own']['offtopic_null']}/{report['own']['offtopic']}")

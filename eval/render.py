@@ -176,6 +176,24 @@ def render_report(r: dict[str, Any]) -> str:
         add("Headings missed at 5 or 10 characters: " + ", ".join(
             f"`{m['prefix']}` → `{m['id']}` ({m['same_prefix']} share it)" for m in misses) + "\n")
 
+    alt = r.get("own_alternates")
+    if alt:
+        add("### Alternate phrasings (own corpus)\n")
+        add(f"`corpus/alternates.txt` attaches visitors' wording to a section (issue 10). Measured as an editor "
+            f"would use it: the {alt['phrasings']} paraphrase queries of the **tuning** half pasted verbatim with "
+            "their judged sections (`eval.own.alternates_from`, what `faq-index report` prints), the corpus "
+            "rebuilt, and the **held-out** half searched with and without them. The tuning rows are in-sample "
+            "by construction. The field's weight (`Ranking.fields`, `alternates` 2.0, the question's) was set, "
+            "not tuned.\n")
+        add(_table(["set", "queries", "acc@1 without", "acc@1 with", "MRR@10 without", "MRR@10 with",
+                    "off-topic answered without → with"], [
+            (row["set"], row["queries"], _f(row["acc@1 without"]), _f(row["acc@1 with"]),
+             _f(row["MRR@10 without"]), _f(row["MRR@10 with"]),
+             f"{row['off-topic answered without']} → {row['off-topic answered with']} of {row['off-topic']}")
+            for row in alt["rows"]
+        ]))
+        add("")
+
     rel = r["own_related"]
     add("### Related articles (own corpus)\n")
     add(f"Linked articles (links to and from each article) found by `Engine.related`: "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from indexer.alternates import ALTERNATES, load_alternates, unknown_sections
 from indexer.corpus import Issue, LinkMap, resolve_links, site_link_notes
 from indexer.crawl import check_start_url, crawl
 from indexer.exitcodes import ExitCode
@@ -117,7 +118,8 @@ def cmd_stats(args, config) -> int:
 
 
 def validate_corpus(config) -> tuple[list[Issue], int]:
-    """Lint every file without writing anything: the reading, parsing and slug rules of a build."""
+    """Lint every file without writing anything: the reading, parsing and slug rules of a
+    build, and ``alternates.txt``'s lines against the sections found."""
     report = BuildReport(mode="validate")
     datas = read_corpus(Path(config.corpus_dir), report, config.max_file_bytes)
     parsed = parse_all(sorted(datas), datas, config, report, progress=None)
@@ -131,6 +133,9 @@ def validate_corpus(config) -> tuple[list[Issue], int]:
         for anchor, n in anchors.items():
             if n > 1:
                 issues.append(Issue(article.source, f"anchor #{anchor} is used by {n} sections", "error", "duplicate-anchor"))
+    alternates = load_alternates(Path(config.corpus_dir) / ALTERNATES)
+    issues += alternates.issues
+    issues += unknown_sections(alternates, (f"{a.slug}#{s.anchor}" for a in kept for s in a.sections))
     return issues, len(kept)
 
 

@@ -25,7 +25,7 @@ from indexer.extract import extract
 from indexer.split import Section, split
 
 HTML_SUFFIXES = {".html", ".htm"}
-IGNORED_NAMES = {"README.md", "synonyms.txt", ".gitkeep", ".DS_Store"}
+IGNORED_NAMES = {"README.md", "synonyms.txt", "alternates.txt", ".gitkeep", ".DS_Store"}
 _SKIP_SCHEMES = ("mailto:", "tel:", "javascript:", "data:", "sms:")
 
 

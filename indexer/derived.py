@@ -36,7 +36,7 @@ PREFIX = "derived."
 KINDS = ("terms", "offsets", "ids", "tf", "len")
 # Per segment, what a worker used to read from every stored document when it opened a
 # generation: string columns (one UTF-8 blob, an offset row per column) and positions.
-DOC_COLUMNS = ("id", "slug", "question", "qterms", "words", "url", "answer_hash")
+DOC_COLUMNS = ("id", "slug", "question", "qterms", "words", "url", "answer_hash", "alternates")
 DOC_KINDS = ("blob", "offsets", "position")
 VOCABULARY_PREFIX = f"{PREFIX}vocabulary."  # indexer.spelltable's generation-wide arrays
 
@@ -105,10 +105,11 @@ def _doc_name(segment: str, kind: str) -> str:
 
 def doc_row(stored: dict) -> tuple[str, ...]:
     """One document's row of the document table, in ``DOC_COLUMNS`` order: its id, slug,
-    question, analysed question terms and question words (space-joined), URL, answer hash."""
+    question, analysed question terms and question words (space-joined), URL, answer hash
+    and editors' alternate phrasings (one a line)."""
     question = stored["question"]
     return (stored["id"], stored["slug"], question, " ".join(analyze(question)), " ".join(words(question)),
-            stored["meta"]["url"], stored["meta"]["answer_hash"])
+            stored["meta"]["url"], stored["meta"]["answer_hash"], stored.get("alternates", ""))
 
 
 def derive_documents(folder: Path, segment_reader, segment: str) -> None:

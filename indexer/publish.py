@@ -38,9 +38,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 from whoosh import index as whoosh_index
 from whoosh.query import Every
 
+from indexer.alternates import ALTERNATES, load_alternates, unknown_sections
 from indexer.corpus import (
     HTML_SUFFIXES,
     Article,
@@ -52,7 +54,7 @@ from indexer.corpus import (
     resolve_links,
     sha256,
 )
-from indexer.derived import check_derived, write_derived
+from indexer.derived import check_derived, open_derived, write_derived
 from indexer.exitcodes import ExitCode
 from indexer.manifest import MANIFEST, check_sizes, read_manifest, verify_folder, write_manifest
 from indexer.schema import SCHEMA, SCHEMA_VERSION, words
@@ -379,8 +381,11 @@ def read_catalog(path: Path) -> dict[str, dict]:
 FRAGMENT_SAFE = "-._~!$*+,;=:@?"
 
 
-def section_documents(article: Article, targets: dict[str, tuple[str, str]]) -> list[dict]:
-    """Whoosh documents of an article's sections; everything a response needs is stored."""
+def section_documents(article: Article, targets: dict[str, tuple[str, str]],
+                      alternates: dict[str, list[str]] | None = None) -> list[dict]:
+    """Whoosh documents of an article's sections; everything a response needs is stored.
+    ``alternates`` are editors' phrasings by section id (``indexer.alternates``)."""
+    alternates = alternates or {}
     per_section: dict[int, list[dict]] = {}
     link_rows: dict[int, list[dict]] = {}
     for link in article.links:
@@ -394,14 +399,16 @@ def section_documents(article: Article, targets: dict[str, tuple[str, str]]) -> 
                 rel.append({"slug": link.slug, "title": title, "url": url})
     docs = []
     for s in article.sections:
+        section_id = f"{article.slug}#{s.anchor}"
         docs.append(
             {
-                "id": f"{article.slug}#{s.anchor}",
+                "id": section_id,
                 "slug": article.slug,
                 "question": s.question,
                 "title": article.title,
                 "breadcrumbs": " \u203a ".join(s.breadcrumbs[1:]),
                 "answer": s.answer,
+                "alternates": "\n".join(alternates.get(section_id, ())),
                 "position": s.position,
                 "meta": {
                     "anchor": s.anchor,
@@ -481,8 +488,8 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
         tmp = index_dir / GENERATIONS / f".tmp-{os.getpid()}-{int(time.time() * 1000)}"
         try:
             _build_into(tmp, config, corpus_dir, current, previous, mode, report, progress)
-            if mode == "update" and not (report.rewritten or report.removed) and _same_file(
-                config.corpus_dir, current[1], SYNONYMS
+            if mode == "update" and not (report.rewritten or report.removed) and all(
+                _same_file(config.corpus_dir, current[1], name) for name in (SYNONYMS, ALTERNATES)
             ):
                 report.generation = current[0]  # nothing changed: keep serving it as it is
                 return report
@@ -591,21 +598,33 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
 
     for article in parsed.values():
         resolve_links(article, link_map)
-    # An unchanged article is rewritten when one of its links now resolves differently or
-    # points at an article whose title or URL changed.
+    alternates = load_alternates(corpus_dir / ALTERNATES)
+    report.issues += alternates.issues
+    phrasings = alternates.by_section()
+    old_phrasings = load_alternates(current[1] / ALTERNATES).slugs() if mode == "update" and current else {}
+    new_phrasings = alternates.slugs()
+
+    def rewrite(src: str) -> None:
+        article, issues = _parse_one((datas[src], src, _parse_options(config)))
+        report.issues[:] = [i for i in report.issues if i.source != src]
+        report.issues.extend(issues)
+        if article is not None:
+            article.issues = issues
+            resolve_links(article, link_map)
+            parsed[src] = article
+        del unchanged[src]
+
+    # An unchanged article is rewritten when its phrasings changed, or one of its links now
+    # resolves differently or points at an article whose title or URL changed.
     for src, row in list(unchanged.items()):
+        if old_phrasings.get(row["slug"]) != new_phrasings.get(row["slug"]):
+            rewrite(src)
+            continue
         for lk in row["links"]:
             new = link_map.resolve(lk["section"], lk["href"], lk["text"])
             title, url = targets.get(new.slug, ("", "")) if new.slug else ("", "")
             if (new.kind, new.slug, title, url) != (lk["kind"], lk["slug"], lk["title"], lk["url"]):
-                article, issues = _parse_one((datas[src], src, _parse_options(config)))
-                report.issues = [i for i in report.issues if i.source != src]
-                report.issues += issues
-                if article is not None:
-                    article.issues = issues
-                    resolve_links(article, link_map)
-                    parsed[src] = article
-                del unchanged[src]
+                rewrite(src)
                 break
     for article in parsed.values():
         report.issues += [i for i in article.issues if i.code == "broken-link"]
@@ -630,7 +649,7 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
         for src in report.removed:
             conn.execute("DELETE FROM articles WHERE source = ?", (src,))
         for src, article in parsed.items():
-            docs = section_documents(article, targets)
+            docs = section_documents(article, targets, phrasings)
             row = _catalog_row(article, docs, targets)
             conn.execute("DELETE FROM articles WHERE source = ? OR slug = ?", (src, article.slug))
             conn.execute(
@@ -649,14 +668,20 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
         raise
     t0 = time.perf_counter()
     # Only the segments this build wrote are derived; the others' arrays were hard-linked.
-    write_derived(tmp, whoosh_index.open_dir(str(tmp)))
+    written = whoosh_index.open_dir(str(tmp))
+    write_derived(tmp, written)
     report.timings["derive"] = time.perf_counter() - t0
-    synonyms = corpus_dir / SYNONYMS
-    # The copied generation's file is a hard link to the served one: unlink it before
-    # writing, or copying would change the served generation in place.
-    (tmp / SYNONYMS).unlink(missing_ok=True)
-    if synonyms.is_file():
-        shutil.copy2(synonyms, tmp / SYNONYMS)
+    if alternates.phrasings:  # the live sections' ids, from the document table just written
+        derived = open_derived(tmp, written)
+        if derived is not None and derived.documents is not None:
+            ids = derived.documents.column("id")
+            report.issues += unknown_sections(alternates, (ids[d] for d in np.flatnonzero(derived.live).tolist()))
+    for name in (SYNONYMS, ALTERNATES):
+        # The copied generation's file is a hard link to the served one: unlink it before
+        # writing, or copying would change the served generation in place.
+        (tmp / name).unlink(missing_ok=True)
+        if (corpus_dir / name).is_file():
+            shutil.copy2(corpus_dir / name, tmp / name)
     conn.execute("DELETE FROM meta")
     conn.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", str(SCHEMA_VERSION))])
     conn.commit()

@@ -32,7 +32,7 @@ from whoosh.lang import stemmer_for_language
 from whoosh.support.charset import accent_map
 from whoosh.system import pack_uint
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Longest word kept, in characters (after case and accent folding). The longest words in
 #: English dictionaries have about 45 letters ("pneumonoultramicroscopicsilicovolcanoconiosis");
@@ -315,10 +315,13 @@ def build_schema() -> Schema:
         title=TEXT(analyzer=ANALYZER, stored=True, phrase=False),
         breadcrumbs=TEXT(analyzer=ANALYZER, phrase=False),
         answer=TEXT(analyzer=ANALYZER, stored=True, phrase=False),
+        # Editors' alternate phrasings (``corpus/alternates.txt``), one a line: searched and
+        # suggested, never shown as the answer.
+        alternates=TEXT(analyzer=ANALYZER, stored=True, phrase=False),
         position=NUMERIC(stored=True, sortable=True),
         meta=STORED(),
     )
-    for name in ("question", "title", "breadcrumbs", "answer"):
+    for name in ("question", "title", "breadcrumbs", "answer", "alternates"):
         schema[name].format = FastFrequency(field_boost=schema[name].format.field_boost)
     return schema
 
@@ -326,7 +329,14 @@ def build_schema() -> Schema:
 SCHEMA = build_schema()
 
 #: Fields searched by a free-text query, with their default weights (tuned by ``make eval``).
-SEARCH_FIELDS: dict[str, float] = {"question": 2.0, "title": 1.2, "breadcrumbs": 0.8, "answer": 1.0}
+SEARCH_FIELDS: dict[str, float] = {"question": 2.0, "title": 1.2, "breadcrumbs": 0.8, "answer": 1.0,
+                                   "alternates": 2.0}
+
+#: Fields most sections leave empty. Their average length for BM25's length normalisation
+#: is taken over the sections that have them (Lucene's ``docCount``): averaged over all
+#: sections it would be near 0, and a section's one phrasing would look thousands of times
+#: too long.
+SPARSE_FIELDS = frozenset({"alternates"})
 
 
 def load_synonyms(path: Path) -> list[tuple[str, ...]]:

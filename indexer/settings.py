@@ -110,7 +110,7 @@ def _folder(value: Path) -> str | None:
 _BIG = 1_000_000_000
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("corpus_dir", "FAQ_CORPUS_DIR", "corpus", "Folder of the site's HTML articles (and `synonyms.txt`).", Path, "path"),
+    Setting("corpus_dir", "FAQ_CORPUS_DIR", "corpus", "Folder of the site's HTML articles (and `synonyms.txt`, `alternates.txt`).", Path, "path"),
     Setting("index_dir", "FAQ_INDEX_DIR", "var/index", "Folder that holds the index generations and the `CURRENT` pointer.", Path, "path",
             check=_folder, allowed="path of a folder (not a file)"),
     Setting("content_selector", "FAQ_CONTENT_SELECTOR", "", "CSS selector of the article body; empty: detect it (`<article>`, `<main>`, CMS classes, text density).", _optional),

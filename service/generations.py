@@ -159,15 +159,15 @@ class Generation:
                 question_terms[docnum] = tuple(analyze(stored["question"]))
                 answer_keys[docnum] = stored["meta"]["answer_hash"]  # written by the indexer
                 by_slug[stored["slug"]].append(docnum)
-                entries.append(
-                    {
-                        "id": stored["id"],
-                        "text": stored["question"],
-                        "url": stored["meta"]["url"],
-                        "position": (stored["slug"], stored["position"]),
-                        "words": words(stored["question"]),
-                    }
-                )
+                entry = {
+                    "id": stored["id"],
+                    "text": stored["question"],
+                    "url": stored["meta"]["url"],
+                    "position": (stored["slug"], stored["position"]),
+                    "words": words(stored["question"]),
+                }
+                entries.append(entry)
+                entries += _alternate_entries(entry, stored.get("alternates", ""))
         self.question_terms = question_terms
         self.docs_by_slug = {slug: np.asarray(sorted(d), dtype=np.int64) for slug, d in by_slug.items()}
         self.slug_of = {d: slug for slug, docs in by_slug.items() for d in docs}
@@ -197,13 +197,16 @@ class Generation:
         self.answer_ids = np.full(len(live), -1, dtype=np.int64)
         self.answer_ids[live_docs] = rank[inverse.reshape(-1)]
         self.answer_id_count = max(len(uniques), 1)
-        ids, questions, urls, words_ = (documents.column(c) for c in ("id", "question", "url", "words"))
+        ids, questions, urls, words_, alternates = (
+            documents.column(c) for c in ("id", "question", "url", "words", "alternates"))
         positions = documents.positions.tolist()
-        entries = [
-            {"id": ids[d], "text": questions[d], "url": urls[d], "position": (slugs[d], positions[d]),
-             "words": words_[d].split(" ") if words_[d] else []}
-            for d in live_docs.tolist()
-        ]
+        entries = []
+        for d in live_docs.tolist():
+            entry = {"id": ids[d], "text": questions[d], "url": urls[d], "position": (slugs[d], positions[d]),
+                     "words": words_[d].split(" ") if words_[d] else []}
+            entries.append(entry)
+            if alternates[d]:
+                entries += _alternate_entries(entry, alternates[d])
         entries.sort(key=lambda e: e["position"])
         self.suggester = Suggester.build(entries)
 
@@ -239,6 +242,13 @@ class Generation:
             s = self.ix.searcher()
             self._local.searcher = s
         return s
+
+
+def _alternate_entries(entry: dict, alternates: str) -> list[dict]:
+    """Suggestion entries for a section's alternate phrasings: typing a visitor's wording
+    suggests the section, shown (and linked) by its own question; ``alternate`` is the
+    phrasing that matched."""
+    return [{**entry, "words": words(text), "alternate": text} for text in alternates.split("\n") if text]
 
 
 class QuestionTerms:

@@ -35,7 +35,7 @@ from typing import Literal
 import numpy as np
 
 from indexer.derived import Derived
-from indexer.schema import SEARCH_FIELDS
+from indexer.schema import SEARCH_FIELDS, SPARSE_FIELDS
 
 Clause = list[tuple[str, ...]]  # alternatives, as typed first; each a sequence of index terms
 
@@ -134,7 +134,9 @@ class Scorer:
                     (reader.doc_field_length(d, name, 0) or 0 for d in range(self.n_all)),
                     dtype=np.float64, count=self.n_all)
         for name, _ in self.fields:
-            self.avglen[name] = float(self.lengths[name][self.live].sum() / self.n) or 1.0
+            live_lengths = self.lengths[name][self.live]
+            having = int(np.count_nonzero(live_lengths)) if name in SPARSE_FIELDS else self.n
+            self.avglen[name] = float(live_lengths.sum() / max(having, 1)) or 1.0
         # With derived arrays a posting list costs a slice and a few vector operations, so
         # the cache only spares the arithmetic of common terms and stays small (it is each
         # worker's private memory); without them every list is decoded in Python: keep more.
@@ -152,7 +154,7 @@ class Scorer:
         """Doc numbers and BM25 weights (idf included, field weight not) of one posting list."""
         if self.derived is not None:
             ids_a, tf = self.derived.postings(field, term)
-            return ids_a, self._weights(field, ids_a, tf)
+            return ids_a, self._weights(field, term, ids_a, tf)
         reader = self.reader
         try:
             matcher = reader.postings(field, term)
@@ -164,10 +166,10 @@ class Scorer:
             tfs.append(matcher.weight())
             matcher.next()
         ids_a = np.asarray(ids, dtype=np.int64)  # live documents only (deletions filtered)
-        return ids_a, self._weights(field, ids_a, np.asarray(tfs, dtype=np.float64))
+        return ids_a, self._weights(field, term, ids_a, np.asarray(tfs, dtype=np.float64))
 
-    def _weights(self, field: str, ids: np.ndarray, tf: np.ndarray) -> np.ndarray:
-        idf = self.idf(self.n, len(ids))
+    def _weights(self, field: str, term: str, ids: np.ndarray, tf: np.ndarray) -> np.ndarray:
+        idf = self.idf(self.n, self._field_df(field, term, len(ids)))
         norm = self.k1 * (1 - self.b + self.b * self.lengths[field][ids] / self.avglen[field])
         return idf * tf * (self.k1 + 1) / (tf + norm)
 
@@ -199,6 +201,18 @@ class Scorer:
             for term in terms:
                 loaded += len(self.postings(field, term.decode("utf-8") if isinstance(term, bytes) else term)[0])
         return loaded
+
+    def _field_df(self, field: str, term: str, df: int) -> int:
+        """The document frequency a field's idf uses: its own, except in a sparse field, where
+        a word of one phrasing would look rare ("therapist" in 1 of 46 phrasings) however
+        common it is in the sections: there, the term's frequency over every field."""
+        if field not in SPARSE_FIELDS:
+            return df
+        for other, _ in self.fields:  # doc_frequency(term), without recursing into this field
+            if other not in SPARSE_FIELDS:
+                df = max(df, self.derived.doc_frequency(other, term) if self.derived is not None
+                         else len(self.postings(other, term)[0]))
+        return df
 
     def doc_frequency(self, term: str) -> int:
         """Live documents containing ``term`` in the searched field where it is most common
@@ -318,7 +332,7 @@ class Scorer:
                         if (field, term) not in reader:
                             continue
                         live = reader.postings(field, term)
-                        idf = self.idf(self.n, sum(1 for _ in live.all_ids()))
+                        idf = self.idf(self.n, self._field_df(field, term, sum(1 for _ in live.all_ids())))
                         m = reader.postings(field, term)
                         while m.is_active():
                             d, tf = m.id(), m.weight()

@@ -201,7 +201,8 @@ class Engine:
             "query": q,
             "suggestions": [
                 {"id": e["id"], "text": e["text"], "url": self._url(e["url"]),
-                 "highlight": mark_prefixes(e["text"], typed)}
+                 "highlight": mark_prefixes(e["text"], typed),
+                 **({"alternate": e["alternate"]} if "alternate" in e else {})}
                 for e in entries
             ],
         }

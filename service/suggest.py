@@ -17,11 +17,15 @@ class Suggester:
     First the questions that begin with what was typed (a bisect into the sorted questions),
     then those that contain every typed word, the last one as a prefix (a word index). Within
     each tier shorter questions come first, then the site's own order. A keystroke costs a
-    few look-ups, never a Whoosh query.
+    few look-ups, never a Whoosh query. Editors' alternate phrasings are entries of their
+    own (with an ``alternate`` key) sharing their section's id; a section is suggested once,
+    by whichever of its entries ranks first.
     """
 
     def __init__(self, entries: list[dict]):
-        self.entries = entries  # {"id", "text", "url", "words"}, in the site's order
+        self.entries = entries  # {"id", "text", "url", "words"[, "alternate"]}, in the site's order
+        # At most this many entries repeat a section already suggested: fetch that many more.
+        self.repeats = sum(1 for e in entries if "alternate" in e)
         joined = [" ".join(e["words"]) for e in entries]
         self.by_text = sorted(range(len(entries)), key=lambda i: (joined[i], i))
         self.sorted_text = [joined[i] for i in self.by_text]
@@ -71,11 +75,13 @@ class Suggester:
         head = " ".join(typed) + ("" if last_is_prefix else " ")
         span = self._starting_with(head)
         ranks = self.rank_by_text[span.start:span.stop]
-        if len(ranks) > limit:
-            ranks = np.sort(ranks[np.argpartition(ranks, limit)[:limit]])
+        wanted = limit + self.repeats
+        if len(ranks) > wanted:
+            ranks = np.sort(ranks[np.argpartition(ranks, wanted)[:wanted]])
         else:
             ranks = np.sort(ranks)
-        first = [self.by_rank[r] for r in ranks.tolist()]
+        ids: set[str] = set()
+        first = self._distinct((self.by_rank[r] for r in ranks.tolist()), limit, ids)
         if len(first) >= limit:
             return [self.entries[i] for i in first]
         complete, last = (typed[:-1], typed[-1]) if last_is_prefix else (typed, None)
@@ -90,7 +96,19 @@ class Suggester:
             prefixed = self._with_prefix(last)
             candidates = prefixed if candidates is None else candidates & prefixed
         chosen = set(first)
-        rest = heapq.nsmallest(limit - len(first), (i for i in candidates or () if i not in chosen),
+        rest = heapq.nsmallest(limit - len(first) + self.repeats, (i for i in candidates or () if i not in chosen),
                                key=self.rank.__getitem__)
-        return [self.entries[i] for i in first + rest]
+        return [self.entries[i] for i in first + self._distinct(rest, limit - len(first), ids)]
+
+    def _distinct(self, order, limit: int, ids: set[str]) -> list[int]:
+        """The first ``limit`` entries of ``order`` whose section is not in ``ids`` (updated)."""
+        out: list[int] = []
+        for i in order:
+            if len(out) >= limit:
+                break
+            section = self.entries[i]["id"]
+            if section not in ids:
+                ids.add(section)
+                out.append(i)
+        return out
 

@@ -21,7 +21,10 @@ from service.scoring import Scorer
 from service.search import Engine
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
-QUERIES = ["what is psychotherapy", "coping skills for stress", "DID treatment", "calmer communication"]
+QUERIES = ["what is psychotherapy", "coping skills for stress", "DID treatment", "calmer communication",
+           "what does a shrink do", "therapist worries"]
+ALTERNATES = ("goals-of-psychotherapy#what-is-psychotherapy: what does a shrink do\n"
+              "goals-of-psychotherapy#coping-skills: my therapist and my worries\n")
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +33,7 @@ def updated(tmp_path_factory):
     root = tmp_path_factory.mktemp("derived")
     shutil.copytree(CORPUS, root / "corpus")
     config = load_config(env={}, corpus_dir=root / "corpus", index_dir=root / "index")
+    (root / "corpus" / "alternates.txt").write_text(ALTERNATES, encoding="utf-8")  # the sparse field too
     build(config)
     first = current_generation(config.index_dir)[1]
     page = root / "corpus" / "goals-of-psychotherapy.html"
