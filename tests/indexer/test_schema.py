@@ -20,8 +20,6 @@ from indexer.schema import (
     analyze,
     load_synonyms,
     make_analyzer,
-    matching_spans,
-    term_spans,
     us_spelling,
     words,
 )
@@ -198,18 +196,3 @@ def test_no_analysed_token_is_longer_than_the_cap(text):
     assert all(len(t) <= MAX_TOKEN_CHARS for t in analyze(text))
     assert all(len(w) <= MAX_TOKEN_CHARS for w in words(text))
     assert all(len(t.text) <= MAX_TOKEN_CHARS for t in make_analyzer()(text))
-
-
-@given(st.text(alphabet=st.sampled_from(list("aeiouPsychoThérapy’'s- .,\n")), max_size=200),
-       st.sets(st.sampled_from(["psycho", "therapi", "therapy", "p", "s", "a", "ou"]), max_size=3))
-@settings(max_examples=300)
-def test_matching_spans_equals_filtering_term_spans(text, terms):
-    terms = frozenset(analyze(" ".join(terms))) | frozenset(terms)
-    assert matching_spans(text, terms) == [s for s in term_spans(text) if s[2] in terms]
-
-
-def test_matching_spans_on_a_real_article_equals_filtering_term_spans():
-    text = (CORPUS / "goals-of-psychotherapy.html").read_text(encoding="utf-8")
-    terms = frozenset(analyze("psychotherapy goals counselling behaviour P's skills coping"))
-    expected = [s for s in term_spans(text) if s[2] in terms]
-    assert expected and matching_spans(text, terms) == expected
