@@ -354,7 +354,7 @@ def read_catalog(path: Path) -> dict[str, dict]:
     if not path.is_file():
         return {}
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)  # "?", "#" escaped
         conn.row_factory = sqlite3.Row
         try:
             rows = conn.execute("SELECT * FROM articles ORDER BY source").fetchall()

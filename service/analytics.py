@@ -251,7 +251,7 @@ class Analytics:
         since = (today - timedelta(days=days - 1)).isoformat()
         lists: dict[str, list[tuple[str, int]]] = {"top_queries": [], "zero_results": [], "low_confidence": []}
         if self.path.exists():
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            conn = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
             try:
                 if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'searches'").fetchone():
                     lists["top_queries"] = self._top(conn, since, "kind = 'search'", limit)

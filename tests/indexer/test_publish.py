@@ -709,3 +709,17 @@ def test_a_generation_that_does_not_match_its_manifest_is_not_published(built, m
         build(config)
     assert served(config.index_dir).name == before
     assert generation_names(Path(config.index_dir)) == [before]
+
+
+def test_an_index_folder_whose_path_holds_uri_characters_is_updated_incrementally(corpus_copy, make_config, tmp_path):
+    """Its catalog was opened as a URI with the path unescaped: "?" and "#" cut it short, the
+    catalog "could not be read" and every update silently became a full build."""
+    config = make_config(corpus_copy, tmp_path / "index ?#%")
+    build(config)
+    edit(Path(config.corpus_dir) / GOALS, "Therapy encourages clearer communication",
+         "Therapy encourages calmer, clearer communication")
+    report = build(config, mode="update")
+    assert report.mode == "update" and report.rewritten == [GOALS]
+    assert not [i for i in report.issues if i.code == "damaged"]
+    assert read_catalog(served(config.index_dir) / CATALOG)
+

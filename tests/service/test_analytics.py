@@ -240,3 +240,14 @@ def test_workers_setting_up_the_database_together_wait_for_each_other(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
     holder.close()
+
+
+def test_the_report_reads_a_database_whose_folder_name_holds_uri_characters(tmp_path):
+    index_dir = tmp_path / "index ?#%"  # "?" and "#" once cut the path short of its file
+    index_dir.mkdir()
+    a = analytics_for(index_dir)
+    for _ in range(3):
+        a.record_search("sliding scale fees", SEARCH_NONE)
+    a.flush()
+    assert a.report(NoRanking(), days=7)["zero_results"] == [
+        {"query": "sliding scale fees", "count": 3, "first": None}]
