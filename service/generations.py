@@ -38,10 +38,10 @@ from indexer.publish import (
     GENERATIONS,
     SYNONYMS,
     current_generation,
-    read_catalog,
 )
 from indexer.schema import analyze, words
 from indexer.spelltable import open_vocabulary
+from service.catalog import Catalog
 from service.lexicon import COMBINING_FORMS, Lexicon
 from service.query import Synonyms
 from service.scoring import DEFAULT_RANKING, Ranking, Scorer
@@ -114,12 +114,8 @@ class Generation:
         self.verified = False  # every file's SHA-256 matched the manifest
         self.info = json.loads((path / GENERATION_INFO).read_text(encoding="utf-8"))
         self.ix = whoosh_index.open_dir(str(path))
-        self.articles = _read_articles(path / CATALOG)
-        self.backlinks: dict[str, list[str]] = defaultdict(list)
-        for slug, art in self.articles.items():
-            for target in art["related"]:
-                if target != slug and slug not in self.backlinks[target]:
-                    self.backlinks[target].append(slug)
+        self.articles = Catalog(path / CATALOG)  # rows read on demand, not held per worker
+        self.backlinks = self.articles.backlinks
         self.synonyms = Synonyms.from_file(path / SYNONYMS)
         self._local = threading.local()
         self.reader = self.ix.reader()  # the scorer's own; searchers stay per thread
@@ -135,9 +131,9 @@ class Generation:
         self.similar_cache: dict[tuple[str, int], list[tuple[str, float]]] = {}
         vocabulary: dict[str, int] = defaultdict(int)
         table = open_vocabulary(path)  # the build's speller table, memory-mapped; None before it
-        for art in self.articles.values():
-            for w in art.pop("words"):
-                if table is None:
+        if table is None:
+            for article_words in self.articles.words():
+                for w in article_words:
                     vocabulary[w] += 1
         self.speller = Speller(vocabulary, table)
         # The lexicon reads only the words built on a combining form out of the vocabulary.
@@ -289,17 +285,6 @@ class DocsBySlug:
     def get(self, slug: str, default=None):
         span = self.spans.get(slug)
         return default if span is None else self.docs[span[0]:span[1]]
-
-
-def _read_articles(path: Path) -> dict[str, dict]:
-    """Catalog rows by slug, with the slugs each article links to (``related``)."""
-    out = {}
-    for row in sorted(read_catalog(path).values(), key=lambda r: r["slug"]):
-        row["related"] = list(dict.fromkeys(
-            lk["slug"] for lk in row["links"] if lk["kind"] == "internal" and lk["slug"] != row["slug"]
-        ))
-        out[row["slug"]] = row
-    return out
 
 
 class _Loader(threading.Thread):

@@ -215,7 +215,7 @@ class Engine:
             "articles": [
                 {"slug": a["slug"], "title": a["title"], "url": self._url(a["url"]),
                  "description": a["description"], "sections": a["sections"], "source": a["source"]}
-                for a in sorted(gen.articles.values(), key=lambda a: a["title"].lower())
+                for a in sorted(gen.articles.rows(), key=lambda a: a["title"].lower())
             ]
         }
 
