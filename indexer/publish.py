@@ -60,6 +60,7 @@ from indexer.manifest import MANIFEST, check_sizes, read_manifest, verify_folder
 from indexer.schema import SCHEMA, SCHEMA_VERSION, words
 from indexer.settings import Config
 from indexer.spelltable import count_words, write_vocabulary
+from indexer.suggesttable import check_suggestions, write_suggestions
 
 CURRENT = "CURRENT"
 GENERATIONS = "generations"
@@ -670,12 +671,14 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
     # Only the segments this build wrote are derived; the others' arrays were hard-linked.
     written = whoosh_index.open_dir(str(tmp))
     write_derived(tmp, written)
-    report.timings["derive"] = time.perf_counter() - t0
-    if alternates.phrasings:  # the live sections' ids, from the document table just written
-        derived = open_derived(tmp, written)
-        if derived is not None and derived.documents is not None:
+    derived = open_derived(tmp, written)
+    if derived is not None and derived.documents is not None:  # else _check refuses the generation
+        write_suggestions(tmp, derived.documents, derived.live)
+        if alternates.phrasings:  # the live sections' ids, from the document table just written
             ids = derived.documents.column("id")
             report.issues += unknown_sections(alternates, (ids[d] for d in np.flatnonzero(derived.live).tolist()))
+    del derived  # its memory maps
+    report.timings["derive"] = time.perf_counter() - t0
     for name in (SYNONYMS, ALTERNATES):
         # The copied generation's file is a hard link to the served one: unlink it before
         # writing, or copying would change the served generation in place.
@@ -868,6 +871,9 @@ def _check(tmp: Path, report: BuildReport) -> None:
         if len(searcher.search(Every(), limit=1)) == 0:
             raise BuildError("the new index answers no query; not published")
     problem = check_derived(tmp, ix)
+    if problem is None:
+        with ix.reader() as reader:
+            problem = check_suggestions(tmp, reader.doc_count_all())
     if problem:
         raise BuildError(f"{problem}; not published")
     conn = sqlite3.connect(tmp / CATALOG)

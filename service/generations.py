@@ -41,6 +41,7 @@ from indexer.publish import (
 )
 from indexer.schema import analyze, words
 from indexer.spelltable import open_vocabulary
+from indexer.suggesttable import entries_of, open_suggestions, suggest_arrays
 from service.catalog import Catalog
 from service.lexicon import COMBINING_FORMS, Lexicon
 from service.query import Synonyms
@@ -174,7 +175,7 @@ class Generation:
             self.answer_ids[docnum] = ids_of.setdefault(key, len(ids_of))
         self.answer_id_count = max(len(ids_of), 1)
         entries.sort(key=lambda e: e["position"])
-        self.suggester = Suggester.build(entries)
+        self.suggester = Suggester.from_entries(entries)
 
     def _documents_from_table(self, documents: Documents, live: np.ndarray) -> None:
         """The same structures as ``_documents_from_stored_fields``, from the build's document
@@ -193,18 +194,28 @@ class Generation:
         self.answer_ids = np.full(len(live), -1, dtype=np.int64)
         self.answer_ids[live_docs] = rank[inverse.reshape(-1)]
         self.answer_id_count = max(len(uniques), 1)
-        ids, questions, urls, words_, alternates = (
-            documents.column(c) for c in ("id", "question", "url", "words", "alternates"))
-        positions = documents.positions.tolist()
-        entries = []
-        for d in live_docs.tolist():
-            entry = {"id": ids[d], "text": questions[d], "url": urls[d], "position": (slugs[d], positions[d]),
-                     "words": words_[d].split(" ") if words_[d] else []}
-            entries.append(entry)
-            if alternates[d]:
-                entries += _alternate_entries(entry, alternates[d])
-        entries.sort(key=lambda e: e["position"])
-        self.suggester = Suggester.build(entries)
+        # The build's suggester arrays, memory-mapped; computed here for a generation before them.
+        arrays = open_suggestions(self.path, len(live))
+        if arrays is None:
+            arrays = suggest_arrays(*entries_of(documents, live))
+        entry_doc, entry_alt = arrays["entry_doc"], arrays["entry_alt"]
+
+        def phrasing(d: int, k: int) -> str:
+            return documents.value("alternates", d).split("\n")[k]
+
+        def show(i: int) -> dict:
+            d, k = int(entry_doc[i]), int(entry_alt[i])
+            out = {"id": documents.value("id", d), "text": documents.value("question", d),
+                   "url": documents.value("url", d), "position": (documents.value("slug", d), int(documents.positions[d]))}
+            if k >= 0:
+                out["alternate"] = phrasing(d, k)
+            return out
+
+        def text(i: int) -> str:
+            d, k = int(entry_doc[i]), int(entry_alt[i])
+            return documents.value("words", d) if k < 0 else " ".join(words(phrasing(d, k)))
+
+        self.suggester = Suggester(arrays, show, text)
 
     def start_verification(self) -> None:
         """Compare every file's SHA-256 with the manifest in a background thread; on a

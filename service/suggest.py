@@ -1,71 +1,132 @@
-"""Suggesting: as-you-type completion of questions from structures built when a generation opens."""
+"""Suggesting: as-you-type completion of questions over the generation's suggester arrays
+(``indexer.suggesttable``: built once, memory-mapped by every worker)."""
 
 from __future__ import annotations
 
-import heapq
-from bisect import bisect_left
-from collections import defaultdict
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 
 from indexer.schema import STOP_WORDS, words
+from indexer.suggesttable import suggest_arrays
+
+PREFIX_CACHE_IDS = 1_000_000  # entry ids kept for repeated prefixes (4 MB per worker at most)
 
 
 class Suggester:
-    """As-you-type completion of questions from in-memory structures built at load.
+    """As-you-type completion of questions.
 
-    First the questions that begin with what was typed (a bisect into the sorted questions),
-    then those that contain every typed word, the last one as a prefix (a word index). Within
-    each tier shorter questions come first, then the site's own order. A keystroke costs a
-    few look-ups, never a Whoosh query. Editors' alternate phrasings are entries of their
-    own (with an ``alternate`` key) sharing their section's id; a section is suggested once,
-    by whichever of its entries ranks first.
+    First the entries whose words begin with what was typed (two binary searches into the
+    entries sorted by text), then those that contain every typed word, the last one as a
+    prefix (a word index). Within each tier shorter entries come first, then the site's own
+    order. An entry is a section's question or one of its editors' alternate phrasings; a
+    section is suggested once, by whichever of its entries ranks first. A keystroke costs a
+    few look-ups in shared arrays, never a Whoosh query.
     """
 
-    def __init__(self, entries: list[dict]):
-        self.entries = entries  # {"id", "text", "url", "words"[, "alternate"]}, in the site's order
+    def __init__(self, arrays: dict[str, np.ndarray], show: Callable[[int], dict], text: Callable[[int], str]):
+        self.entry_doc = arrays["entry_doc"]
+        self.entry_alt = arrays["entry_alt"]
+        self.rank = arrays["rank"]
+        self.by_rank = arrays["by_rank"]
+        self.by_text = arrays["by_text"]
+        self.keys = arrays["keys"]
+        self.vocab = arrays["vocab"]
+        self.offsets = arrays["offsets"]
+        self.postings = arrays["postings"]
+        self.rank_by_text = np.asarray(self.rank)[np.asarray(self.by_text)]
+        self.show = show  # entry → {"id", "text", "url", "position"[, "alternate"]}
+        self.text = text  # entry → its words joined with spaces
         # At most this many entries repeat a section already suggested: fetch that many more.
-        self.repeats = sum(1 for e in entries if "alternate" in e)
-        joined = [" ".join(e["words"]) for e in entries]
-        self.by_text = sorted(range(len(entries)), key=lambda i: (joined[i], i))
-        self.sorted_text = [joined[i] for i in self.by_text]
-        self.by_rank = sorted(range(len(entries)), key=lambda i: (len(entries[i]["words"]), i))
-        self.rank = [0] * len(entries)
-        for r, i in enumerate(self.by_rank):
-            self.rank[i] = r
-        # Ranks in question-text order: the best of a prefix range is an argpartition away.
-        self.rank_by_text = np.asarray([self.rank[i] for i in self.by_text], dtype=np.int64)
-        postings: dict[str, list[int]] = defaultdict(list)
-        for i, entry in enumerate(entries):
-            for w in dict.fromkeys(entry["words"]):
-                postings[w].append(i)
-        self.postings = {w: frozenset(ids) for w, ids in postings.items()}
-        self.vocab = sorted(self.postings)
-        self._prefix_cache: dict[str, frozenset[int]] = {}
+        self.repeats = int(np.count_nonzero(np.asarray(self.entry_alt) >= 0))
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cached = 0
+        self._lock = threading.Lock()
 
     @classmethod
-    def build(cls, entries: list[dict]) -> Suggester:
-        return cls(entries)
+    def from_entries(cls, entries: list[dict]) -> Suggester:
+        """The same suggester computed in memory from entry dicts in site order
+        ({"id", "text", "url", "position", "words"[, "alternate"]}): for a generation built
+        before the suggester arrays."""
+        sections: dict[str, int] = {}
+        docs = [sections.setdefault(e["id"], len(sections)) for e in entries]
+        alts = [0 if "alternate" in e else -1 for e in entries]
+        texts = [" ".join(e["words"]) for e in entries]
+        shown = [{k: v for k, v in e.items() if k != "words"} for e in entries]
+        return cls(suggest_arrays(texts, docs, alts), shown.__getitem__, texts.__getitem__)
 
-    def _starting_with(self, text: str) -> range:
-        lo = bisect_left(self.sorted_text, text)
-        hi = bisect_left(self.sorted_text, text + "\U0010ffff")
-        return range(lo, hi)
+    @property
+    def entries(self) -> list[dict]:
+        """Every entry as a dict with its ``words``, in site order (for tests and evaluation)."""
+        return [{**self.show(i), "words": self.text(i).split(" ") if self.text(i) else []}
+                for i in range(len(self.entry_doc))]
 
-    def _with_prefix(self, prefix: str) -> frozenset[int]:
-        """Questions with a word starting with ``prefix`` (cached: typing repeats prefixes)."""
-        found = self._prefix_cache.get(prefix)
-        if found is None:
-            out: set[int] = set()
-            i = bisect_left(self.vocab, prefix)
-            while i < len(self.vocab) and self.vocab[i].startswith(prefix):
-                out |= self.postings[self.vocab[i]]
-                i += 1
-            found = frozenset(out)
-            if len(self._prefix_cache) >= 4096:
-                self._prefix_cache.clear()
-            self._prefix_cache[prefix] = found
+    # -- look-ups
+
+    def _starting_with(self, head: str) -> np.ndarray:
+        """Ranks of the entries whose text starts with ``head``."""
+        key = head.encode("utf-8")
+        width = self.keys.dtype.itemsize
+        if len(key) < width:
+            lo = int(np.searchsorted(self.keys, key, "left"))
+            hi = int(np.searchsorted(self.keys, key + b"\xff", "left"))  # UTF-8 never holds 0xff
+            return self.rank_by_text[lo:hi]
+        lo = int(np.searchsorted(self.keys, key[:width], "left"))  # keys are cut: check in full
+        hi = int(np.searchsorted(self.keys, key[:width], "right"))
+        found = [i for i in self.by_text[lo:hi].tolist() if self.text(i).startswith(head)]
+        return self.rank[np.asarray(found, dtype=np.int64)]
+
+    def _word(self, word: str) -> np.ndarray | None:
+        """Entries holding ``word`` (ascending), or None when no entry has it."""
+        key = word.encode("utf-8")
+        i = int(np.searchsorted(self.vocab, key))
+        if i < len(self.vocab) and self.vocab[i] == key:
+            return self.postings[int(self.offsets[i]):int(self.offsets[i + 1])]
+        return None
+
+    def _with_prefix(self, prefix: str) -> np.ndarray:
+        """Entries with a word starting with ``prefix`` (ascending; cached: typing repeats prefixes)."""
+        with self._lock:
+            found = self._cache.get(prefix)
+            if found is not None:
+                self._cache.move_to_end(prefix)
+                return found
+        key = prefix.encode("utf-8")
+        if len(key) >= self.vocab.dtype.itemsize:  # no longer word exists: only itself can match
+            exact = self._word(prefix)
+            found = np.asarray(exact if exact is not None else (), dtype=np.int32)
+        else:
+            lo = int(np.searchsorted(self.vocab, key, "left"))
+            hi = int(np.searchsorted(self.vocab, key + b"\xff", "left"))
+            found = np.unique(self.postings[int(self.offsets[lo]):int(self.offsets[hi])])
+        with self._lock:
+            if prefix not in self._cache:
+                self._cache[prefix] = found
+                self._cached += len(found)
+                while self._cached > PREFIX_CACHE_IDS and self._cache:
+                    self._cached -= len(self._cache.popitem(last=False)[1])
         return found
+
+    def _distinct(self, order: np.ndarray, limit: int, sections: set[int]) -> list[int]:
+        """The first ``limit`` entries of ``order`` whose section is not in ``sections`` (updated)."""
+        out: list[int] = []
+        for i in order.tolist():
+            if len(out) >= limit:
+                break
+            doc = int(self.entry_doc[i])
+            if doc not in sections:
+                sections.add(doc)
+                out.append(i)
+        return out
+
+    @staticmethod
+    def _best(ranks: np.ndarray, k: int) -> np.ndarray:
+        """The ``k`` smallest ranks, ascending."""
+        if len(ranks) > k:
+            ranks = ranks[np.argpartition(ranks, k)[:k]]
+        return np.sort(ranks)
 
     def suggest(self, q: str, limit: int) -> list[dict]:
         typed = words(q)
@@ -73,42 +134,26 @@ class Suggester:
             return []
         last_is_prefix = not q[-1:].isspace()
         head = " ".join(typed) + ("" if last_is_prefix else " ")
-        span = self._starting_with(head)
-        ranks = self.rank_by_text[span.start:span.stop]
-        wanted = limit + self.repeats
-        if len(ranks) > wanted:
-            ranks = np.sort(ranks[np.argpartition(ranks, wanted)[:wanted]])
-        else:
-            ranks = np.sort(ranks)
-        ids: set[str] = set()
-        first = self._distinct((self.by_rank[r] for r in ranks.tolist()), limit, ids)
+        sections: set[int] = set()
+        first = self._distinct(self.by_rank[self._best(self._starting_with(head), limit + self.repeats)],
+                               limit, sections)
         if len(first) >= limit:
-            return [self.entries[i] for i in first]
+            return [self.show(i) for i in first]
         complete, last = (typed[:-1], typed[-1]) if last_is_prefix else (typed, None)
         needed = [w for w in complete if w not in STOP_WORDS] or complete
-        candidates: set[int] | frozenset[int] | None = None
-        for w in sorted(needed, key=lambda w: len(self.postings.get(w, ()))):
-            found = self.postings.get(w) or self._with_prefix(w)
-            candidates = found if candidates is None else candidates & found
-            if not candidates:
-                return [self.entries[i] for i in first]
+        exact = {w: self._word(w) for w in needed}
+        candidates: np.ndarray | None = None
+        for w in sorted(needed, key=lambda w: 0 if exact[w] is None else len(exact[w])):
+            found = exact[w] if exact[w] is not None else self._with_prefix(w)
+            candidates = found if candidates is None else np.intersect1d(candidates, found, assume_unique=True)
+            if not len(candidates):
+                return [self.show(i) for i in first]
         if last is not None:
             prefixed = self._with_prefix(last)
-            candidates = prefixed if candidates is None else candidates & prefixed
-        chosen = set(first)
-        rest = heapq.nsmallest(limit - len(first) + self.repeats, (i for i in candidates or () if i not in chosen),
-                               key=self.rank.__getitem__)
-        return [self.entries[i] for i in first + self._distinct(rest, limit - len(first), ids)]
-
-    def _distinct(self, order, limit: int, ids: set[str]) -> list[int]:
-        """The first ``limit`` entries of ``order`` whose section is not in ``ids`` (updated)."""
-        out: list[int] = []
-        for i in order:
-            if len(out) >= limit:
-                break
-            section = self.entries[i]["id"]
-            if section not in ids:
-                ids.add(section)
-                out.append(i)
-        return out
-
+            candidates = prefixed if candidates is None else np.intersect1d(candidates, prefixed, assume_unique=True)
+        candidates = np.asarray(candidates if candidates is not None else (), dtype=np.int64)
+        if first:
+            candidates = candidates[~np.isin(candidates, first)]
+        ranks = self._best(self.rank[candidates], limit - len(first) + self.repeats)
+        rest = self._distinct(self.by_rank[ranks], limit - len(first), sections)
+        return [self.show(i) for i in first + rest]

@@ -17,6 +17,7 @@ from indexer.derived import LIVE, MANIFEST, PREFIX, VOCABULARY_PREFIX, check_der
 from indexer.publish import BuildError, build, current_generation
 from indexer.schema import SEARCH_FIELDS
 from indexer.settings import load_config
+from indexer.suggesttable import SUGGEST_PREFIX
 from service.scoring import Scorer
 from service.search import Engine
 
@@ -75,7 +76,7 @@ def test_derived_postings_lengths_and_live_mask_equal_whooshs_after_an_update(up
 def test_an_update_derives_only_its_own_segment_and_links_the_others(updated):
     _, first, path = updated
     segment_arrays = lambda folder: {p.name: p.stat().st_ino for p in folder.glob(f"{PREFIX}*.npy")  # noqa: E731
-                                     if p.name != LIVE and not p.name.startswith(VOCABULARY_PREFIX)}
+                                     if p.name != LIVE and not p.name.startswith((VOCABULARY_PREFIX, SUGGEST_PREFIX))}
     old, new = segment_arrays(first), segment_arrays(path)
     assert old and set(old) < set(new)
     assert all(new[name] == ino for name, ino in old.items())  # hard links, not rewrites
