@@ -158,6 +158,7 @@
       var frag = document.createDocumentFragment();
       list.forEach(function (s, i) {
         var li = marked(node("li", "option"), s.highlight);
+        if (s.alternate) li.appendChild(node("span", "alt", s.alternate));  // the visitors' words it matched
         li.id = id + "-opt-" + i;
         li.setAttribute("role", "option");
         li.addEventListener("mousedown", function (e) { e.preventDefault(); });

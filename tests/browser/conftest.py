@@ -109,12 +109,19 @@ def embedder() -> Iterator[str]:
         httpd.server_close()
 
 
+#: Editors' phrasings, one of them markup that must stay text.
+ALTERNATES = """goals-of-psychotherapy#what-is-psychotherapy: what does a shrink do
+goals-of-psychotherapy#coping-skills: <img src=x onerror="document.title='pwned'"> panic tricks
+"""
+
+
 @pytest.fixture(scope="session")
 def live(tmp_path_factory, browser, embedder) -> Iterator[Server]:
     """gunicorn over the corpus plus a hostile article; ``embedder`` is an allowed origin."""
     root = tmp_path_factory.mktemp("browser")
     site = Site(root)
     (site.corpus / "sleep-hygiene.html").write_text(HOSTILE_ARTICLE, encoding="utf-8")
+    (site.corpus / "alternates.txt").write_text(ALTERNATES, encoding="utf-8")
     site.build()
     server = Server(site, root, FAQ_CORS_ORIGINS=embedder)
     Embedder.api = server.base

@@ -62,6 +62,21 @@ def test_typing_a_prefix_offers_options_and_enter_opens_the_highlighted_deep_lin
     assert page.errors == []
 
 
+def test_a_suggestion_found_by_an_alternate_phrasing_shows_it_as_text_under_the_question(page, live):
+    open_demo(page, live)
+    box = page.get_by_role("combobox")
+    box.press_sequentially("what does a sh", delay=20)
+    assert options(page)[0].startswith("What Is Psychotherapy?")
+    assert page.locator("[role=option] .faq-search__alt").first.inner_text() == "what does a shrink do"
+    box.fill("")
+    box.press_sequentially("panic tri", delay=20)
+    assert options(page)[0].startswith("Coping Skills")
+    alt = page.locator("[role=option] .faq-search__alt").first
+    assert alt.inner_text().startswith("<img src=x")  # shown as the characters typed
+    assert page.locator("[role=listbox] img").count() == 0 and page.title() != "pwned"
+    assert page.errors == []
+
+
 def test_arrows_wrap_escape_closes_and_an_empty_box_asks_nothing(page, live):
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url) if "/v1/suggest" in r.url else None)
