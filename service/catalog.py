@@ -68,7 +68,7 @@ class Catalog(Mapping[str, dict]):
                 self._cache.move_to_end(slug)
                 return row
         found = self._conn().execute(f"SELECT {', '.join(COLUMNS)} FROM articles WHERE slug = ?",
-                                     (slug,)).fetchone() if isinstance(slug, str) else None
+                                     (slug,)).fetchone() if slug in self else None
         if found is None:
             raise KeyError(slug)
         row = self._row(found)
@@ -81,7 +81,10 @@ class Catalog(Mapping[str, dict]):
     def __contains__(self, slug: object) -> bool:
         if not isinstance(slug, str):
             return False
-        key = slug.encode("utf-8")
+        try:
+            key = slug.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no slug holds one
+            return False
         i = int(np.searchsorted(self._slugs, key))
         return i < len(self._slugs) and self._slugs[i] == key
 

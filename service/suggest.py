@@ -13,6 +13,7 @@ from indexer.schema import STOP_WORDS, words
 from indexer.suggesttable import suggest_arrays
 
 PREFIX_CACHE_IDS = 1_000_000  # entry ids kept for repeated prefixes (4 MB per worker at most)
+PREFIX_CACHE_KEYS = 4096  # and prefixes: one that matches nothing still costs a key
 
 
 class Suggester:
@@ -39,8 +40,10 @@ class Suggester:
         self.rank_by_text = np.asarray(self.rank)[np.asarray(self.by_text)]
         self.show = show  # entry → {"id", "text", "url", "position"[, "alternate"]}
         self.text = text  # entry → its words joined with spaces
-        # At most this many entries repeat a section already suggested: fetch that many more.
-        self.repeats = int(np.count_nonzero(np.asarray(self.entry_alt) >= 0))
+        # A section has at most this many entries (its question and phrasings): the best
+        # ``limit × per_section`` entries always hold ``limit`` distinct sections.
+        alt = np.asarray(self.entry_alt)
+        self.per_section = int(alt.max()) + 2 if len(alt) else 1
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cached = 0
         self._lock = threading.Lock()
@@ -52,7 +55,14 @@ class Suggester:
         before the suggester arrays."""
         sections: dict[str, int] = {}
         docs = [sections.setdefault(e["id"], len(sections)) for e in entries]
-        alts = [0 if "alternate" in e else -1 for e in entries]
+        seen: dict[str, int] = {}
+        alts = []  # each section's phrasings numbered 0, 1, … as the build numbers them
+        for e in entries:
+            if "alternate" in e:
+                seen[e["id"]] = seen.get(e["id"], -1) + 1
+                alts.append(seen[e["id"]])
+            else:
+                alts.append(-1)
         texts = [" ".join(e["words"]) for e in entries]
         shown = [{k: v for k, v in e.items() if k != "words"} for e in entries]
         return cls(suggest_arrays(texts, docs, alts), shown.__getitem__, texts.__getitem__)
@@ -105,7 +115,7 @@ class Suggester:
             if prefix not in self._cache:
                 self._cache[prefix] = found
                 self._cached += len(found)
-                while self._cached > PREFIX_CACHE_IDS and self._cache:
+                while (self._cached > PREFIX_CACHE_IDS or len(self._cache) > PREFIX_CACHE_KEYS) and self._cache:
                     self._cached -= len(self._cache.popitem(last=False)[1])
         return found
 
@@ -135,7 +145,7 @@ class Suggester:
         last_is_prefix = not q[-1:].isspace()
         head = " ".join(typed) + ("" if last_is_prefix else " ")
         sections: set[int] = set()
-        first = self._distinct(self.by_rank[self._best(self._starting_with(head), limit + self.repeats)],
+        first = self._distinct(self.by_rank[self._best(self._starting_with(head), limit * self.per_section)],
                                limit, sections)
         if len(first) >= limit:
             return [self.show(i) for i in first]
@@ -154,6 +164,7 @@ class Suggester:
         candidates = np.asarray(candidates if candidates is not None else (), dtype=np.int64)
         if first:
             candidates = candidates[~np.isin(candidates, first)]
-        ranks = self._best(self.rank[candidates], limit - len(first) + self.repeats)
+        # Sections already listed may hold candidates too: their entries are skipped.
+        ranks = self._best(self.rank[candidates], limit * self.per_section)
         rest = self._distinct(self.by_rank[ranks], limit - len(first), sections)
         return [self.show(i) for i in first + rest]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import indexer.publish as publish
 from indexer.manifest import MANIFEST
@@ -25,6 +27,7 @@ from indexer.suggesttable import (
 from service.generations import Generation
 from service.search import Engine
 from service.suggest import Suggester
+from tests.service.test_scoring import reference_suggestions
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 ALTERNATES = "goals-of-psychotherapy#what-is-psychotherapy: what does a shrink do\n"
@@ -107,3 +110,33 @@ def test_the_engine_suggests_a_phrasing_from_the_shared_arrays(built):
     got = Engine(config).suggest("what does a sh", limit=8)["suggestions"]
     assert [(s["id"], s["alternate"]) for s in got] == [
         ("goals-of-psychotherapy#what-is-psychotherapy", "what does a shrink do")]
+
+
+WORDS = "what is therapy shrink coping skills panic help how long does take".split()
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.lists(st.sampled_from(WORDS), min_size=1, max_size=4),
+                          st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=4), max_size=4)),
+                min_size=1, max_size=12),
+       st.lists(st.sampled_from(WORDS + ["th", "sh", "p", "wha"]), min_size=1, max_size=3), st.booleans(),
+       st.sampled_from([1, 2, 3, 8]))
+def test_sections_with_many_phrasings_are_suggested_as_a_scan_would(sections, typed, space, limit):
+    entries = []
+    for i, (question, phrasings) in enumerate(sections):
+        base = {"id": f"s#{i}", "text": " ".join(question), "url": f"/s/#{i}", "position": ("s", i)}
+        entries.append({**base, "words": question})
+        entries += [{**base, "words": p, "alternate": " ".join(p)} for p in phrasings]
+    q = " ".join(typed) + (" " if space else "")
+    got = [s["id"] for s in Suggester.from_entries(entries).suggest(q, limit)]
+    assert got == reference_suggestions(entries, q, limit)
+
+
+def test_prefixes_that_match_nothing_do_not_grow_the_cache_without_bound():
+    from service.suggest import PREFIX_CACHE_KEYS
+
+    entries = [{"id": "a#0", "text": "therapy", "url": "/a/", "position": ("a", 0), "words": ["therapy"]}]
+    suggester = Suggester.from_entries(entries)
+    for i in range(PREFIX_CACHE_KEYS + 500):
+        assert suggester.suggest(f"therapy qz{i}", 8) == []
+    assert len(suggester._cache) <= PREFIX_CACHE_KEYS
