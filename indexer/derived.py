@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
-from indexer.schema import SEARCH_FIELDS, analyze, words
+from indexer.schema import _WORD, SEARCH_FIELDS, _analyse_word, analyze, words
 
 MANIFEST = "derived.json"
 LIVE = "derived.live.npy"
@@ -39,6 +42,10 @@ KINDS = ("terms", "offsets", "ids", "tf", "len")
 DOC_COLUMNS = ("id", "slug", "question", "qterms", "words", "url", "answer_hash", "alternates")
 DOC_KINDS = ("blob", "offsets", "position")
 VOCABULARY_PREFIX = f"{PREFIX}vocabulary."  # indexer.spelltable's generation-wide arrays
+# Per segment, where the words of each answer's first SNIPPET_SCAN characters are (the part
+# ``service.highlight`` searches for a result's passage): a snippet then needs no analysis.
+SNIPPET_SCAN = 6000
+SNIPPET_KINDS = ("starts", "ends", "terms", "offsets", "vocab")
 
 
 def _name(segment: str, field: str, kind: str) -> str:
@@ -135,6 +142,59 @@ def derive_documents(folder: Path, segment_reader, segment: str) -> None:
     _save(folder / _doc_name(segment, "position"), positions)
 
 
+_SNIPPET_BATCH = 256  # documents whose words derive_snippets turns into arrays at once
+
+
+def _snippet_name(segment: str, kind: str) -> str:
+    return f"{PREFIX}{segment}.snippets.{kind}.npy"
+
+
+def derive_snippets(folder: Path, segment_reader, segment: str) -> None:
+    """Write one segment's snippet spans: every non-stop word of each document's first
+    ``SNIPPET_SCAN`` answer characters (``indexer.schema.term_spans``: start, end, and the term's number in
+    the segment's sorted term list), an offset per document (deleted documents included)."""
+    n = segment_reader.doc_count_all()
+    perdoc = segment_reader._perdoc
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    number_of: dict[str, int] = {}  # each distinct word's term, numbered as first seen; -1: none
+    terms: list[str] = []
+    for first in range(0, n, _SNIPPET_BATCH):  # array work per batch of documents, not per document
+        words: list[str] = []
+        bounds: list[int] = []  # start, end of each word: plain ints (match objects kept alive
+        counts = []  # by the thousand would cost the garbage collector more than the regex)
+        for d in range(first, min(n, first + _SNIPPET_BATCH)):
+            found = list(_WORD.finditer((perdoc.stored_fields(d).get("answer") or "")[:SNIPPET_SCAN]))
+            words += map(re.Match.group, found)
+            bounds += chain.from_iterable(map(re.Match.span, found))
+            counts.append(len(found))
+        for word in set(words).difference(number_of):  # term_spans, each distinct word analysed once
+            term, stopped = _analyse_word(word, True)
+            if stopped or not term:
+                number_of[word] = -1
+            else:
+                number_of[word] = len(terms)
+                terms.append(term)  # a term of several spellings is listed once per spelling
+        numbers = np.fromiter(map(number_of.__getitem__, words), dtype=np.int64, count=len(words))
+        spans = np.fromiter(bounds, dtype=np.int64, count=len(bounds)).reshape(len(words), 2)
+        kept = numbers >= 0
+        owner = np.repeat(np.arange(len(counts)), counts)
+        per_document = np.bincount(owner[kept], minlength=len(counts))
+        offsets[first + 1:first + 1 + len(counts)] = offsets[first] + np.cumsum(per_document)
+        parts.append((spans[kept, 0], spans[kept, 1], numbers[kept]))
+    vocab = sorted(set(terms))  # code-point order: the order of their UTF-8 bytes too
+    renumber = np.asarray([bisect_left(vocab, t) for t in terms], dtype=np.int64)
+    encoded = [t.encode("utf-8") for t in vocab]
+    joined = [np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dtype=np.int64) for k in range(3)]
+    _save(folder / _snippet_name(segment, "starts"), joined[0].astype(np.uint16))
+    _save(folder / _snippet_name(segment, "ends"), joined[1].astype(np.uint16))
+    _save(folder / _snippet_name(segment, "terms"),
+          renumber[joined[2]].astype(np.uint16 if len(vocab) <= 1 << 16 else np.int32))
+    _save(folder / _snippet_name(segment, "offsets"), offsets)
+    _save(folder / _snippet_name(segment, "vocab"),
+          np.array(encoded, dtype=f"S{max((len(t) for t in encoded), default=1)}"))
+
+
 def _segment_id(segment_reader) -> str:
     return segment_reader.segment().segment_id()
 
@@ -155,19 +215,23 @@ def write_derived(folder: Path, ix, fields: Iterable[str] = SEARCH_FIELDS) -> di
                 derive_segment(folder, seg_reader, seg, fields)
             if not all((folder / _doc_name(seg, k)).is_file() for k in DOC_KINDS):
                 derive_documents(folder, seg_reader, seg)
+            if not all((folder / _snippet_name(seg, k)).is_file() for k in SNIPPET_KINDS):
+                derive_snippets(folder, seg_reader, seg)
             deleted = sorted(seg_reader._perdoc.deleted_docs()) if seg_reader.has_deletions() else []
             if deleted:
                 live[base + np.asarray(deleted, dtype=np.int64)] = False
             segments.append({"id": seg, "base": base, "docs": n, "deleted": len(deleted)})
     keep = {_name(s["id"], f, k) for s in segments for f in fields for k in KINDS}
     keep |= {_doc_name(s["id"], k) for s in segments for k in DOC_KINDS}
+    keep |= {_snippet_name(s["id"], k) for s in segments for k in SNIPPET_KINDS}
     for path in folder.glob(f"{PREFIX}*.npy"):
         if path.name not in keep and path.name != LIVE and not path.name.startswith(VOCABULARY_PREFIX):
             path.unlink()
     (folder / LIVE).unlink(missing_ok=True)  # a hard link to the served generation's
     _save(folder / LIVE, live)
     manifest = {"format": FORMAT, "fields": list(fields), "doc_count_all": int(len(live)),
-                "doc_count": int(live.sum()), "segments": segments, "documents": list(DOC_COLUMNS)}
+                "doc_count": int(live.sum()), "segments": segments, "documents": list(DOC_COLUMNS),
+                "snippets": SNIPPET_SCAN}
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     os.replace(tmp, folder / MANIFEST)
@@ -208,6 +272,18 @@ class Documents:
         d = docnum - base
         return blob[int(row[d]):int(row[d + 1])].tobytes().decode("utf-8")
 
+    def raw(self, column: str, docnums: list[int]) -> list[bytes]:
+        """The UTF-8 bytes of ``column`` of each of ``docnums``, undecoded."""
+        c = self.column_index[column]
+        docs = np.asarray(docnums, dtype=np.int64)
+        part_of = np.zeros(len(docs), dtype=np.int64) if len(self.parts) == 1 else \
+            np.searchsorted(self.bases, docs, "right") - 1
+        out: list[bytes] = []
+        for k, d in zip(part_of.tolist(), docs.tolist(), strict=True):
+            base, blob, offsets = self.parts[k]
+            out.append(blob[int(offsets[c, d - base]):int(offsets[c, d - base + 1])].tobytes())
+        return out
+
     def column(self, column: str) -> list[str]:
         """Every document's value of ``column``, by document number."""
         c = self.column_index[column]
@@ -218,6 +294,86 @@ class Documents:
             start = row[0]
             out += [data[a - start:b - start].decode("utf-8") for a, b in zip(row, row[1:], strict=False)]
         return out
+
+
+class Snippets:
+    """Where the words of each document's answer are (``derive_snippets``), by document
+    number: the spans of a query's terms in an answer, found without analysing it."""
+
+    def __init__(self, parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]):
+        self.parts = parts  # (base, starts, ends, terms, offsets, vocab) per segment, in reader order
+        self.bases = np.asarray([part[0] for part in parts], dtype=np.int64)
+
+    def wanted(self, terms: Iterable[str]) -> list[np.ndarray]:
+        """Per segment, a mask over its term numbers, set for ``terms``."""
+        keys = sorted({t.encode("utf-8", "surrogatepass") for t in terms})
+        out = []
+        for *_, vocab in self.parts:
+            mask = np.zeros(len(vocab), dtype=bool)
+            if keys and len(vocab):
+                wanted = np.array(keys, dtype=f"S{max(len(k) for k in keys)}")
+                at = np.searchsorted(vocab, wanted)
+                inside = at < len(vocab)
+                at, wanted = at[inside], wanted[inside]
+                mask[at[vocab[at] == wanted]] = True
+            out.append(mask)
+        return out
+
+    def matches(self, docnums: list[int], wanted: list[np.ndarray],
+                limit: int) -> list[tuple[list[int], list[int], list[int]]]:
+        """For each document, start, end and term number of the first ``limit`` words of its
+        scanned answer whose term is ``wanted`` (masks from ``wanted``), in text order."""
+        out: list = [None] * len(docnums)
+        docs = np.asarray(docnums, dtype=np.int64)
+        part_of = np.zeros(len(docs), dtype=np.int64) if len(self.parts) == 1 else \
+            np.searchsorted(self.bases, docs, "right") - 1
+        for k in sorted(set(part_of.tolist())):
+            which = np.flatnonzero(part_of == k)
+            base, starts, ends, terms, offsets, _ = self.parts[k]
+            lo, hi = offsets[docs[which] - base], offsets[docs[which] - base + 1]
+            lengths = hi - lo
+            # The documents' words one after the other: each one's position in the arrays.
+            owner = np.repeat(np.arange(len(which)), lengths)
+            at = np.arange(int(lengths.sum())) + np.repeat(lo - np.cumsum(lengths) + lengths, lengths)
+            hit = np.flatnonzero(wanted[k][terms[at]])
+            hit_owner = owner[hit]
+            keep = np.arange(len(hit)) - np.searchsorted(hit_owner, hit_owner) < limit  # a document's first
+            hit, hit_owner = at[hit[keep]], hit_owner[keep]
+            bounds = np.searchsorted(hit_owner, np.arange(len(which) + 1)).tolist()
+            s, e, t = starts[hit].tolist(), ends[hit].tolist(), terms[hit].tolist()
+            for j, w in enumerate(which.tolist()):
+                a, b = bounds[j], bounds[j + 1]
+                out[w] = (s[a:b], e[a:b], t[a:b])
+        return out
+
+    def problem(self) -> str | None:
+        """Why the spans are unusable (numbers outside the term list, spans outside the
+        scanned text, offsets out of order), or None."""
+        for _, starts, ends, terms, offsets, vocab in self.parts:
+            if len(terms) and (int(terms.max()) >= len(vocab) or int(terms.min()) < 0):
+                return "the derived snippet spans name terms outside their list"
+            if len(starts) and (bool((ends <= starts).any()) or int(ends.max()) > SNIPPET_SCAN):
+                return "the derived snippet spans lie outside the scanned answers"
+            if len(offsets) and (int(offsets[0]) != 0 or bool((np.diff(offsets) < 0).any())):
+                return "the derived snippet offsets are out of order"
+        return None
+
+
+def _open_snippets(folder: Path, manifest: dict, load) -> Snippets | None:
+    """The generation's snippet spans, or None (written before them, or not matching the
+    manifest): then the service analyses each answer it shows, with the same result."""
+    if manifest.get("snippets") != SNIPPET_SCAN:
+        return None
+    parts = []
+    try:
+        for s in manifest["segments"]:
+            starts, ends, terms, offsets, vocab = (load(_snippet_name(s["id"], k)) for k in SNIPPET_KINDS)
+            if offsets.shape != (s["docs"] + 1,) or not len(starts) == len(ends) == len(terms) == int(offsets[-1]):
+                return None
+            parts.append((s["base"], starts, ends, terms, offsets, vocab))
+    except (OSError, ValueError):
+        return None
+    return Snippets(parts)
 
 
 class Derived:
@@ -250,6 +406,7 @@ class Derived:
                     raise ValueError("the document table does not match the manifest")
                 parts.append((s["base"], blob, offsets))
             self.documents = Documents(parts, positions[0] if len(positions) == 1 else np.concatenate(positions))
+        self.snippets = _open_snippets(folder, manifest, load)
         # One segment (a full build): the mapped array itself; several: one small copy.
         self.lengths = {f: (parts[0] if len(parts) == 1 else np.concatenate(parts)) if parts
                         else np.empty(0, dtype=np.float64) for f, parts in lengths.items()}
@@ -343,6 +500,10 @@ def check_derived(folder: Path, ix) -> str | None:
                 return f"the derived posting table of {field} names documents outside its segment"
     if derived.documents is None:
         return "the derived document table is missing"
+    if derived.snippets is None:
+        return "the derived snippet spans are missing"
+    if (problem := derived.snippets.problem()) is not None:
+        return problem
     from indexer.spelltable import check_vocabulary  # it imports this module
 
     return check_vocabulary(folder)

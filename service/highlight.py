@@ -1,14 +1,24 @@
 """Highlighting: the passage of an answer shown as a result's snippet, and marked prefixes
-in suggestions. Output is HTML in which every character is escaped except ``<mark>``."""
+in suggestions. Output is HTML in which every character is escaped except ``<mark>``.
+
+A snippet needs where the query's terms occur in the answer: a generation records, at build
+time, where every word of each answer is and its term (``indexer.derived``), so the request
+path analyses no answer (that was most of a search's time, and all the more on a fresh
+worker whose word caches are cold); ``make_snippet`` finds them by analysing the answer, for
+a generation without those spans and as the reference the tests compare with."""
 
 from __future__ import annotations
 
 import html
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from functools import lru_cache
 from itertools import compress, repeat
 
+import numpy as np
+
+from indexer import derived
 from indexer.schema import _TOKEN_PATTERN, _analyse_word, words
 
 _SURFACE_WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
@@ -47,7 +57,9 @@ def _surface_length(word: str, folded_len: int) -> int:
             return n
     return len(word)
 
-SNIPPET_SCAN = 6000
+SNIPPET_SCAN = derived.SNIPPET_SCAN  # the build records the spans of this much of each answer
+MAX_MATCHES = 200  # of the scanned answer's matches, the first this many are weighed
+FEW_MATCHES = 100  # up to this many, weighing each window in Python beats array set-up
 
 _WORD = re.compile(_TOKEN_PATTERN)
 # The apostrophes that join words into one token: the character class of the index's pattern.
@@ -121,36 +133,113 @@ def make_snippet(answer: str, terms: frozenset[str], chars: int = 240) -> str:
 
     Whoosh's highlighter gives the same kind of passage but builds a Token object per word
     of the answer: it was 90% of a search's time on MedQuAD. This analyses each distinct word
-    of the answer once, with the index's own cached word analysis.
+    of the answer once, with the index's own cached word analysis; ``snippet_from_matches``
+    takes the spans a generation recorded at build time instead (``indexer.derived``).
     """
     # Long answers (MedQuAD's run to 27,000 characters) are searched for a passage only in
     # their first SNIPPET_SCAN characters, which bounds the cost of a result.
-    scanned = answer[:SNIPPET_SCAN]
-    matches = term_matches(scanned, terms)[:200] if terms else []
-    if not matches:
+    matches = term_matches(answer[:SNIPPET_SCAN], terms)[:MAX_MATCHES] if terms else []
+    return snippet_from_matches(answer, [m[0] for m in matches], [m[1] for m in matches],
+                                [m[2] for m in matches], chars)
+
+
+def snippet_from_matches(answer: str, starts: Sequence[int], ends: Sequence[int], keys: Sequence,
+                         chars: int = 240) -> str:
+    """``make_snippet`` from the matched words' spans (in text order, the first
+    ``MAX_MATCHES`` of the scanned answer) and a key per span telling their terms apart."""
+    if not len(starts):
         cut = answer[:chars]
         if len(answer) > chars:
             cut = cut.rsplit(" ", 1)[0] + " …"
         return html.escape(cut)
-    # Matches are in text order and do not overlap, so those inside a window are a slice.
-    starts = [m[0] for m in matches]
-    ends = [m[1] for m in matches]
-    best = None
-    for start, end, _ in matches:
-        ws, we = _window(answer, start, end, chars)
-        lo, hi = bisect_left(starts, ws), bisect_right(ends, we)
-        inside = matches[lo:hi]
-        key = (len({t for _, _, t in inside}), len(inside), -start)
-        if best is None or key > best[0]:
-            best = (key, ws, we, inside)
-    _, window_start, window_end, inside = best
-    out = ["… " if window_start > 0 else ""]
+    if len(starts) > FEW_MATCHES:
+        window_start, window_end, lo, hi = _best_window_arrays(answer, starts, ends, keys, chars)
+        starts, ends = starts[lo:hi], ends[lo:hi]
+        starts, ends = (starts.tolist(), ends.tolist()) if isinstance(starts, np.ndarray) else (starts, ends)
+    else:
+        starts, ends, keys = (v.tolist() if isinstance(v, np.ndarray) else list(v) for v in (starts, ends, keys))
+        window_start, window_end, lo, hi = _best_window(answer, starts, ends, keys, chars)
+        starts, ends = starts[lo:hi], ends[lo:hi]
+    # The window with a control character around each match, escaped in one call, then the
+    # controls made <mark> tags: the same text as escaping piece by piece, unless the answer
+    # holds those controls itself.
+    pieces = []
     pos = window_start
-    for start, end, _ in inside:
-        out.append(html.escape(answer[pos:start]))
-        out.append(f"<mark>{html.escape(answer[start:end])}</mark>")
+    for start, end in zip(starts, ends, strict=True):
+        pieces += (answer[pos:start], "\x00", answer[start:end], "\x01")
         pos = end
-    out.append(html.escape(answer[pos:window_end]))
-    out.append(" …" if window_end < len(answer) else "")
-    return "".join(out)
+    pieces.append(answer[pos:window_end])
+    raw = "".join(pieces)
+    if raw.count("\x00") == len(starts) and "\x01" not in answer[window_start:window_end]:
+        marked = html.escape(raw).replace("\x00", "<mark>").replace("\x01", "</mark>")
+    else:
+        marked = "".join(html.escape(p) if i % 4 != 2 else f"<mark>{html.escape(p)}</mark>"
+                         for i, p in enumerate(pieces) if i % 2 == 0)
+    return ("… " if window_start > 0 else "") + marked + (" …" if window_end < len(answer) else "")
 
+
+def _best_window(answer: str, starts: list[int], ends: list[int], keys: list,
+                 chars: int) -> tuple[int, int, int, int]:
+    """(window start, window end, first match inside, last + 1) of the best window: around
+    each match in turn (``_window``, inlined), the one holding the most distinct terms, then
+    the most matches, then the earliest."""
+    n, quarter = len(answer), chars // 4
+    find, rfind = answer.find, answer.rfind
+    best = (0, 0, 0)
+    found = (0, 0, 0, 0)
+    for start, end in zip(starts, ends, strict=True):
+        ws = start - quarter
+        if ws > 0:
+            space = find(" ", ws, start)
+            ws = space + 1 if space != -1 else start
+        else:
+            ws = 0
+        we = ws + chars
+        if we < n:
+            space = rfind(" ", end, we)
+            we = space if space != -1 else max(we, end)
+        else:
+            we = n
+        # Matches are in text order and do not overlap, so those inside a window are a slice.
+        lo, hi = bisect_left(starts, ws), bisect_right(ends, we)
+        if hi - lo < best[0]:
+            continue  # fewer matches than the best's distinct terms: it cannot win
+        key = (len(set(keys[lo:hi])) if hi - lo > 1 else 1, hi - lo, -start)
+        if key > best:
+            best, found = key, (ws, we, lo, hi)
+    return found
+
+
+def _best_window_arrays(answer: str, starts: Sequence[int], ends: Sequence[int], keys: Sequence,
+                        chars: int) -> tuple[int, int, int, int]:
+    """``_best_window`` in a few array operations, for answers with many matches."""
+    s = np.asarray(starts, dtype=np.int64)
+    e = np.asarray(ends, dtype=np.int64)
+    n = len(answer)
+    # The spaces the windows can be cut at: windows start before the last match (within
+    # SNIPPET_SCAN) and are at most ``chars`` long.
+    head = answer[:int(s[-1]) + chars + 1].encode("utf-32-le", "surrogatepass")  # a code point each
+    spaces = np.flatnonzero(np.frombuffer(head, dtype=np.uint32) == 32)
+    # _window: the first space in [start - chars // 4, start), else the match itself, or 0.
+    ws = np.maximum(s - chars // 4, 0)
+    at = np.searchsorted(spaces, ws)
+    space = spaces[np.minimum(at, len(spaces) - 1)] if len(spaces) else np.full(len(s), n)
+    found = (at < len(spaces)) & (space < s)
+    ws = np.where(ws > 0, np.where(found, space + 1, s), 0)
+    # ... and it ends at the last space in [end, ws + chars), else at ws + chars or the match's end.
+    we = np.minimum(ws + chars, n)
+    at = np.searchsorted(spaces, we) - 1
+    space = spaces[np.maximum(at, 0)] if len(spaces) else np.full(len(s), -1)
+    found = (at >= 0) & (space >= e)
+    we = np.where(we < n, np.where(found, space, np.maximum(we, e)), we)
+    lo = np.searchsorted(s, ws, "left")
+    hi = np.searchsorted(e, we, "right")
+    # Distinct terms per window [lo, hi): per term, whether its running count grows there.
+    _, term = np.unique(np.asarray(keys), return_inverse=True)
+    running = np.zeros((int(term.max()) + 1, len(s) + 1), dtype=np.int32)
+    running[term, np.arange(1, len(s) + 1)] = 1
+    np.cumsum(running, axis=1, out=running)
+    distinct = np.count_nonzero(running[:, hi] > running[:, lo], axis=0)
+    rank = (distinct << 40) + ((hi - lo) << 20) + ((1 << 20) - 1 - s)  # starts < 2**20
+    i = int(np.argmax(rank))
+    return int(ws[i]), int(we[i]), int(lo[i]), int(hi[i])

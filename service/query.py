@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,7 +129,7 @@ def plan(gen: Generation, q: str, correct: bool = True) -> Plan:
     ranking = gen.scorer.ranking
     lexicon = gen.lexicon
     raw_words = re.findall(r"\w+", q)
-    term_of = {w: analyze(w) for w in dict.fromkeys(words(q)) if w not in STOP_WORDS}
+    term_of = {w: _analysed(w) for w in dict.fromkeys(words(q)) if w not in STOP_WORDS}
     term_of = {w: terms[0] for w, terms in term_of.items() if terms}
     letters = _letter_alternatives(re.findall(r"\w+(?:['\u2019]\w+)*", q), lexicon, ranking)
 
@@ -206,10 +207,18 @@ def _letter_alternatives(raw_words: list[str], lexicon: Lexicon,
     out: dict[str, list[tuple[tuple[str, ...], float]]] = {}
     for raw in raw_words:
         alt = lexicon.letters(raw)
-        typed = analyze(raw)
-        if alt is not None and len(typed) == 1 and alt.terms != (typed[0],):
+        if alt is None:
+            continue
+        typed = _analysed(raw)
+        if len(typed) == 1 and alt.terms != (typed[0],):
             out.setdefault(typed[0], []).append((alt.terms, ranking.letters_weight))
     return out
+
+
+@lru_cache(maxsize=10_000)
+def _analysed(word: str) -> tuple[str, ...]:
+    """``analyze`` of one word, cached: a long message repeats its words, and visitors theirs."""
+    return tuple(analyze(word))
 
 
 _QUESTION = re.compile(r"[^.!?\n]*\?")

@@ -4,8 +4,11 @@ Whoosh is pure Python: matching an OR of a dozen terms over four fields walks ev
 posting through a tree of matcher objects, ~60 ms per query on MedQuAD's 16k sections. Here
 each (field, term) posting list is two numpy arrays — document numbers and that term's BM25
 weight in each document — sliced from the generation's memory-mapped derived arrays
-(``indexer.derived``; read from Whoosh for a generation without them), and a query is a
-handful of vectorised adds over the documents its terms occur in. ``score_plain`` computes the same numbers the slow,
+(``indexer.derived``; read from Whoosh for a generation without them). A term's score summed
+over the fields is cached per term (``term_scores``), so a query is one sparse vector per
+clause and a single ``bincount`` over them: no loop over terms × fields per query. The
+additions are the ones a dense array per term and clause would make, in the same order, so
+the sums are equal to the bit (tested). ``score_plain`` computes the same numbers the slow,
 obvious way straight from Whoosh's matchers; a test holds the two paths equal.
 
 The ranking function (documented in docs/quality.md):
@@ -145,6 +148,10 @@ class Scorer:
         self._cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cached = 0
         self._cap = cache_postings
+        # A term's score summed over the fields (``term_scores``): what a query adds up. The
+        # two caches share the budget of ``cache_postings`` entries.
+        self._terms: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._terms_cached = 0
         self._df: dict[str, int] = {}  # a query asks for a word's frequency up to four times
         self._lock = threading.RLock()  # the reader is not thread-safe: one user at a time
 
@@ -154,6 +161,8 @@ class Scorer:
         """Doc numbers and BM25 weights (idf included, field weight not) of one posting list."""
         if self.derived is not None:
             ids_a, tf = self.derived.postings(field, term)
+            if not len(ids_a):
+                return ids_a, np.empty(0, dtype=np.float64)
             return ids_a, self._weights(field, term, ids_a, tf)
         reader = self.reader
         try:
@@ -183,10 +192,70 @@ class Scorer:
             hit = self._read(field, term)  # under the lock: Whoosh readers are not thread-safe
             self._cache[key] = hit
             self._cached += len(hit[0])
-            while self._cached > self._cap and len(self._cache) > 1:
+            while self._cached + self._terms_cached > self._cap and len(self._cache) > 1:
                 _, (old, _) = self._cache.popitem(last=False)
                 self._cached -= len(old)
             return hit
+
+    def term_scores(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """The documents where ``term``'s BM25F score is positive (ascending) and that score:
+        Σ over the fields, in field order, of the field's weight × the term's BM25 weight
+        there. Cached per term: a query's work is then one addition per clause."""
+        with self._lock:
+            hit = self._terms.get(term)
+            if hit is not None:
+                self._terms.move_to_end(term)
+                return hit
+            # Read outside the posting cache (it would hold the same lists again), except
+            # from Whoosh, whose decoding is what that cache spares.
+            read = self._read if self.derived is not None else self.postings
+            lists = [(weight, *read(field, term)) for field, weight in self.fields]
+            lists = [(weight, ids, w) for weight, ids, w in lists if len(ids)]
+            if not lists:
+                hit = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
+            elif len(lists) == 1:
+                hit = (lists[0][1], lists[0][0] * lists[0][2])
+            elif sum(len(ids) for _, ids, _ in lists) * 8 < self.n_all:
+                docs = _union([ids for _, ids, _ in lists], self.n_all)
+                scores = np.zeros(len(docs))
+                for weight, ids, w in lists:
+                    scores[np.searchsorted(docs, ids)] += weight * w
+                hit = (docs, scores)
+            else:  # a common term: the same additions in an array over every document, unsorted
+                dense = np.zeros(self.n_all)
+                for weight, ids, w in lists:
+                    dense[ids] += weight * w
+                docs = np.flatnonzero(dense > 0)
+                hit = (docs, dense[docs])
+            if not bool((hit[1] > 0).all()):  # a field weighed 0: the document does not match
+                keep = hit[1] > 0
+                hit = (hit[0][keep], hit[1][keep])
+            for array in hit:  # shared by every query that asks: never changed in place
+                array.flags.writeable = False
+            self._terms[term] = hit
+            self._terms_cached += len(hit[0])
+            while self._cached + self._terms_cached > self._cap and len(self._terms) > 1:
+                _, (old, _) = self._terms.popitem(last=False)
+                self._terms_cached -= len(old)
+            return hit
+
+    def warm_terms(self, share: float = 0.5, per_field: int = 200) -> int:
+        """Compute and cache the scores of common terms (a few hundred microseconds each for
+        a query to compute) until ``share`` of the cache's budget is used: each field's most
+        frequent terms, the fields in ranking order (questions first: visitors ask what the
+        questions ask). A fresh worker's first queries then find their common words ready.
+        Returns the entries cached; nothing without derived arrays (see ``warm``)."""
+        if self.derived is None:
+            return 0
+        loaded = 0
+        for field, _ in self.fields:
+            for term in self.derived.most_frequent_terms(field, per_field):
+                if term in self._terms:
+                    continue
+                size = sum(self.derived.doc_frequency(f, term) for f, _ in self.fields)  # at least the union
+                if loaded + size <= self._cap * share:
+                    loaded += len(self.term_scores(term)[0])
+        return loaded
 
     def warm(self, per_field: int = 300) -> int:
         """Read the longest posting lists ahead of the first queries that need them (a cold
@@ -249,52 +318,63 @@ class Scorer:
     def score_sparse(self, clauses: list[Clause], weights: list[float] | None = None,
                      extra_weight: float = 0.0, factors: list[list[float]] | None = None,
                      boosts: list[float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(docs, scores, coverage) over the documents that hold a query term only: the work
-        follows the query's posting lists, not the index size. ``docs`` ascends.
+        """(docs, scores, coverage) over the documents that match a clause (scores > 0): the
+        work follows the query's posting lists, not the index size. ``docs`` ascends.
         ``factors`` weigh each clause's alternatives, ``boosts`` each clause."""
         weights = weights if weights is not None else [self.clause_weight(c) for c in clauses]
         multipliers = self._factors(clauses, factors, boosts)
-        lists = [[[[(weight, *self.postings(field, term)) for field, weight in self.fields] for term in alt]
-                  for alt in clause] for clause in clauses]
-        parts = [ids for clause in lists for alt in clause for term in alt for _, ids, _ in term if len(ids)]
-        touched = sum(len(p) for p in parts)
-        if not touched:
-            docs = np.empty(0, dtype=np.int64)
-        elif touched * 8 < self.n_all:
-            docs = np.unique(np.concatenate(parts))
-        else:  # a mark per document is cheaper than sorting this many postings
-            mark = np.zeros(self.n_all, dtype=bool)
-            for ids in parts:
-                mark[ids] = True
-            docs = np.flatnonzero(mark)
-        m = len(docs)
-        # The same additions in the same order as a dense array per term would make: equal sums.
-        scores = np.zeros(m)
-        covered = np.zeros(m)
-        for clause, cw, mult in zip(lists, weights, multipliers, strict=True):
-            best = np.zeros(m)
-            for i, alt in enumerate(clause):
-                total = np.zeros(m)
-                present = None
-                for term in alt:
-                    term_score = np.zeros(m)
-                    for weight, ids, w in term:
-                        if len(ids):
-                            term_score[np.searchsorted(docs, ids)] += weight * w
-                    total += term_score
-                    hit = term_score > 0
-                    present = hit if present is None else present & hit
-                if present is not None and len(alt) > 1:
-                    total[~present] = 0.0  # a multi-word synonym counts only when all its words occur
-                if mult[i] != 1.0:
-                    total *= mult[i]
-                np.maximum(best, total, out=best)
-            scores += best
-            covered += cw * (best > 0)
+        # Each clause's score per document it matches, sparse; then summed in clause order,
+        # by one bincount: the same additions, in the same order, as adding a dense array
+        # per clause (adding a clause a document misses adds 0.0), so the same sums.
+        ids_parts, score_parts, cover_parts = [], [], []
+        for clause, cw, mult in zip(clauses, weights, multipliers, strict=True):
+            ids, best = self._clause_scores(clause, mult)
+            if len(ids):
+                ids_parts.append(ids)
+                score_parts.append(best)
+                cover_parts.append(np.full(len(ids), cw))
+        if not ids_parts:
+            empty = np.empty(0, dtype=np.float64)
+            return np.empty(0, dtype=np.int64), empty, empty
+        docs = _union(ids_parts, self.n_all)
+        all_ids = np.concatenate(ids_parts) if len(ids_parts) > 1 else ids_parts[0]
+        at = np.searchsorted(docs, all_ids)
+        scores = np.bincount(at, weights=np.concatenate(score_parts), minlength=len(docs))
+        covered = np.bincount(at, weights=np.concatenate(cover_parts), minlength=len(docs))
         total_weight = sum(weights) + extra_weight
         coverage = covered / total_weight if total_weight else covered
         final = scores * np.power(coverage, self.p) if self.p else scores
         return docs, final, coverage
+
+    def _clause_scores(self, clause: Clause, mult: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        """A clause's score where it is positive: per document, the best of its alternatives,
+        each the sum of its words' scores (in word order) times its multiplier; an
+        alternative of several words counts only where all of them occur."""
+        alts = []
+        for i, alt in enumerate(clause):
+            ids, total = self.term_scores(alt[0])
+            for term in alt[1:]:
+                other_ids, other = self.term_scores(term)
+                ids, here, there = np.intersect1d(ids, other_ids, assume_unique=True, return_indices=True)
+                total = total[here] + other[there]
+            if mult[i] != 1.0:
+                total = total * mult[i]
+            if len(ids):
+                alts.append((ids, total))
+        if len(alts) == 1:
+            ids, best = alts[0]
+        elif not alts:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        else:
+            ids = _union([a[0] for a in alts], self.n_all)
+            best = np.zeros(len(ids))
+            for alt_ids, total in alts:
+                at = np.searchsorted(ids, alt_ids)
+                best[at] = np.maximum(best[at], total)
+        if not bool((best > 0).all()):  # a multiplier of 0
+            keep = best > 0
+            ids, best = ids[keep], best[keep]
+        return ids, best
 
     def score(self, clauses: list[Clause], weights: list[float] | None = None,
               extra_weight: float = 0.0, factors: list[list[float]] | None = None,
@@ -359,6 +439,20 @@ class Scorer:
             cov = cov / total if total else cov
             out[d] = (s * (cov ** self.p if self.p else 1.0), cov)
         return out
+
+
+def _union(parts: list[np.ndarray], universe: int) -> np.ndarray:
+    """The distinct values of ``parts`` (ids in ``range(universe)``), ascending."""
+    if len(parts) == 1:
+        return parts[0]
+    touched = sum(len(p) for p in parts)
+    if touched * 8 < universe:
+        joined = np.sort(np.concatenate(parts))
+        return joined[np.concatenate(([True], joined[1:] != joined[:-1]))] if len(joined) else joined
+    mark = np.zeros(universe, dtype=bool)  # a mark per document is cheaper than sorting this many
+    for ids in parts:
+        mark[ids] = True
+    return np.flatnonzero(mark)
 
 
 def top_k(matched: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:

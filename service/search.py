@@ -9,6 +9,9 @@ puts them together and pages the ranking; it holds no state beyond a ``Generatio
 
 from __future__ import annotations
 
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ import numpy as np
 from indexer.schema import words
 from indexer.settings import Config
 from service.generations import Generation, Generations, NoIndex
-from service.highlight import make_snippet, mark_prefixes
+from service.highlight import MAX_MATCHES, make_snippet, mark_prefixes, snippet_from_matches
 from service.query import Plan, plan
 from service.related import similar
 from service.scoring import DEFAULT_RANKING, Ranking, top_k
@@ -28,6 +31,9 @@ def distinct_count(ids: np.ndarray, universe: int) -> int:
     seen = np.zeros(universe, dtype=bool)
     seen[ids] = True
     return int(np.count_nonzero(seen))
+
+
+ARTICLE_REFS = 2048  # articles whose reference (slug, title, URL) an engine keeps
 
 
 class NotFound(Exception):
@@ -43,6 +49,10 @@ class Engine:
         self.site_url = (config.site_url or "").rstrip("/")
         self.ranking = ranking
         self.generations = Generations(Path(config.index_dir), ranking)
+        self._prepared: Generation | None = None  # the generation _prepare last readied
+        self._refs: OrderedDict[str, dict] = OrderedDict()  # _article_ref's, of _refs_of
+        self._refs_of: Generation | None = None
+        self._refs_lock = threading.Lock()
 
     # -- generations
 
@@ -56,7 +66,23 @@ class Engine:
 
     def generation(self) -> Generation:
         """The served generation (see ``service.generations.Generations.current``)."""
-        return self.generations.current()
+        gen = self.generations.current()
+        if gen is not self._prepared:
+            self._prepare(gen)
+        return gen
+
+    def _prepare(self, gen: Generation) -> None:
+        """What the first queries on a generation would otherwise pay: Whoosh's searcher, the
+        modules it imports and its stored-field reader (tens of milliseconds, once), and the
+        scores of the commonest terms (``Scorer.warm_terms``: a few hundred microseconds per
+        term, for most of a fresh worker's first queries). Done by the call that first sees
+        the generation: a worker's start-up (``create_app``), or the request after a switch."""
+        searcher = gen.searcher()
+        live = np.flatnonzero(gen.scorer.live[:1024])
+        if len(live):
+            searcher.stored_fields(int(live[0]))
+        gen.scorer.warm_terms()
+        self._prepared = gen
 
     def plan(self, gen: Generation, q: str, correct: bool = True) -> Plan:
         return plan(gen, q, correct)
@@ -67,19 +93,54 @@ class Engine:
         return f"{self.site_url}{path}" if self.site_url else path
 
     def _article_ref(self, gen: Generation, slug: str) -> dict:
+        """An article's slug, title and URL. Every result names its article, and the catalog
+        keeps only a few hundred whole rows (``service.catalog``): these three fields of the
+        articles last shown are kept here (``ARTICLE_REFS`` of them: under a megabyte)."""
+        with self._refs_lock:
+            if self._refs_of is not gen:
+                self._refs, self._refs_of = OrderedDict(), gen
+            ref = self._refs.get(slug)
+            if ref is not None:
+                self._refs.move_to_end(slug)
+                return dict(ref)
         art = gen.articles.get(slug)
         if art is None:
-            return {"slug": slug, "title": slug, "url": self._url(f"/{slug}/")}
-        return {"slug": slug, "title": art["title"], "url": self._url(art["url"])}
+            ref = {"slug": slug, "title": slug, "url": self._url(f"/{slug}/")}
+        else:
+            ref = {"slug": slug, "title": art["title"], "url": self._url(art["url"])}
+        with self._refs_lock:
+            if self._refs_of is gen:
+                self._refs[slug] = ref
+                while len(self._refs) > ARTICLE_REFS:
+                    self._refs.popitem(last=False)
+        return dict(ref)
 
-    def _result(self, gen: Generation, stored: dict, score: float, terms: frozenset[str] | None) -> dict:
-        """A section as the API shows it; ``terms`` None skips the snippet (evaluation only)."""
+    def _snippets(self, gen: Generation, terms: frozenset[str] | None,
+                  docnums: list[int]) -> Callable[[int, str], str] | None:
+        """(docnum, answer) → the result's snippet for a query's ``terms``, for the results
+        ``docnums``; None: no snippets.
+
+        From the spans the build recorded (``indexer.derived``) where the generation has
+        them: no answer is analysed on the request path. The plain path, and a generation
+        without them, analyse the answer (``make_snippet``); tests hold the two equal.
+        """
+        if terms is None:
+            return None
+        table = gen.derived.snippets if gen.derived is not None else None
+        if table is None or not terms or self.plain:
+            return lambda docnum, answer: make_snippet(answer, terms)
+        found = dict(zip(docnums, table.matches(docnums, table.wanted(terms), MAX_MATCHES), strict=True))
+        return lambda docnum, answer: snippet_from_matches(answer, *found[docnum])
+
+    def _result(self, gen: Generation, docnum: int, stored: dict, score: float,
+                snippet: Callable[[int, str], str] | None) -> dict:
+        """A section as the API shows it; ``snippet`` None leaves it empty (evaluation only)."""
         meta = stored["meta"]
         return {
             "id": stored["id"],
             "question": stored["question"],
             "answer": stored["answer"],
-            "snippet": make_snippet(stored["answer"], terms) if terms is not None else "",
+            "snippet": snippet(docnum, stored["answer"]) if snippet is not None else "",
             "score": round(float(score), 4),
             "url": self._url(meta["url"]),
             "breadcrumbs": meta["breadcrumbs"],
@@ -120,10 +181,13 @@ class Engine:
         want = offset + limit
         rerank = self.ranking.rerank_depth
         depth = max(rerank, want * 2 + 10)
+        factor_of: dict[int, float] = {}  # the head's proximity factors, by position into docs
         while True:
             ranked = top_k(matched, scores, depth)  # by (-score, docnum): the same on every page
             head = ranked[:rerank].tolist()
-            final = {i: float(scores[i]) * self._phrase_factor(gen, plan, int(docs[i])) for i in head}
+            new = [i for i in head if i not in factor_of]
+            factor_of.update(zip(new, self._phrase_factors(gen, plan, docs[new].tolist()), strict=True))
+            final = {i: float(scores[i]) * factor_of[i] for i in head}
             # The proximity factor only raises scores, so the re-ranked head stays above the rest.
             order = sorted(head, key=lambda i: (-final[i], i)) + ranked[rerank:].tolist()
             hits, seen = [], set()
@@ -141,15 +205,32 @@ class Engine:
                 return hits[offset:want], total
             depth *= 4
 
-    def _phrase_factor(self, gen: Generation, plan: Plan, docnum: int) -> float:
-        """Proximity: reward questions in which the query's words stand next to each other."""
+    def _phrase_factors(self, gen: Generation, plan: Plan, docnums: list[int]) -> list[float]:
+        """Proximity: reward questions in which the query's words stand next to each other.
+        Each document's factor is 1 + boost × (the query's adjacent word pairs, counted with
+        repeats, that are adjacent in its question) / (the query's pairs)."""
         tokens = plan.tokens
-        if not self.ranking.phrase_boost or len(tokens) < 2:
-            return 1.0
-        q = gen.question_terms.get(docnum, ())
-        pairs = set(zip(q, q[1:], strict=False))
-        adjacent = sum(1 for pair in zip(tokens, tokens[1:], strict=False) if pair in pairs)
-        return 1.0 + self.ranking.phrase_boost * adjacent / (len(tokens) - 1)
+        boost = self.ranking.phrase_boost
+        if not boost or len(tokens) < 2:
+            return [1.0] * len(docnums)
+        documents = gen.derived.documents if gen.derived is not None else None
+        out = []
+        if documents is not None and "qterms" in documents.column_index:
+            # A pair is adjacent in the question when " a b " occurs in its space-joined terms
+            # (terms hold no spaces): tested on the table's bytes, nothing decoded or split.
+            keys = [f" {a} {b} ".encode("utf-8", "surrogatepass") for a, b in zip(tokens, tokens[1:], strict=False)]
+            live = gen.derived.live
+            for docnum, text in zip(docnums, documents.raw("qterms", docnums), strict=True):
+                padded = b" " + text + b" " if live[docnum] else b""
+                adjacent = sum(1 for key in keys if key in padded)
+                out.append(1.0 + boost * adjacent / (len(tokens) - 1))
+            return out
+        wanted = Counter(zip(tokens, tokens[1:], strict=False))
+        for docnum in docnums:
+            q = gen.question_terms.get(docnum, ())
+            adjacent = sum(wanted[pair] for pair in set(zip(q, q[1:], strict=False)) if pair in wanted)
+            out.append(1.0 + boost * adjacent / (len(tokens) - 1))
+        return out
 
     def search(self, q: str, limit: int = 10, offset: int = 0, article: str | None = None, *,
                snippets: bool = True) -> dict:
@@ -161,12 +242,12 @@ class Engine:
         plan = self.plan(gen, q)
         hits, total = self._ranked(gen, plan, limit, offset, article)
         searcher = gen.searcher()
+        snippet = self._snippets(gen, plan.terms if snippets else None, [d for d, _, _ in hits])
         return {
             "query": q,
             "total": total,
             "did_you_mean": plan.did_you_mean,
-            "results": [self._result(gen, searcher.stored_fields(d), score, plan.terms if snippets else None)
-                        for d, score, _ in hits],
+            "results": [self._result(gen, d, searcher.stored_fields(d), score, snippet) for d, score, _ in hits],
         }
 
     def answer(self, q: str, alternatives: int = 3, *, snippets: bool = True) -> dict:
@@ -183,8 +264,8 @@ class Engine:
             return {"query": q, "answer": None, "confidence": 0.0, "alternatives": []}
         searcher = gen.searcher()
         confidence = hits[0][2]
-        terms = plan.terms if snippets else None
-        results = [self._result(gen, searcher.stored_fields(d), score, terms) for d, score, _ in hits]
+        snippet = self._snippets(gen, plan.terms if snippets else None, [d for d, _, _ in hits])
+        results = [self._result(gen, d, searcher.stored_fields(d), score, snippet) for d, score, _ in hits]
         best = results[0] if confidence >= self.config.answer_threshold else None
         return {
             "query": q,
@@ -261,7 +342,7 @@ class Engine:
             if slug not in gen.articles:
                 raise NotFound(f"no article with slug {slug!r}")
             raise NotFound(f"article {slug!r} has no section #{anchor}")
-        return self._result(gen, searcher.stored_fields(docnum), 0.0, frozenset())
+        return self._result(gen, docnum, searcher.stored_fields(docnum), 0.0, self._snippets(gen, frozenset(), [docnum]))
 
     def related(self, slug: str, limit: int = 10) -> dict:
         gen = self.generation()

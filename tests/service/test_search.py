@@ -194,3 +194,41 @@ def test_a_message_of_many_unknown_words_tries_only_a_few_corrections(engine, mo
     plan = engine.plan(gen, words)
     assert len(calls) == query.MAX_CORRECTIONS
     assert len(plan.unknown) == gen.scorer.ranking.max_query_terms  # the 64 kept, none corrected
+
+
+# --------------------------------------------------------------------------- ranking internals
+
+
+@pytest.mark.parametrize("q", ["goals of psychotherapy", "what are the goals of psychotherapy and counselling",
+                               "how long does psychoanalysis take how often are sessions", "psychotherapy",
+                               "notes subpoenaed court notes therapist"])
+@pytest.mark.parametrize("table", [True, False], ids=["document table", "question terms"])
+def test_proximity_factors_count_the_query_pairs_adjacent_in_each_question(engine, q, table, monkeypatch):
+    gen = engine.generation()
+    assert gen.derived.documents is not None
+    if not table:
+        monkeypatch.setattr(gen.derived, "documents", None)
+    plan = engine.plan(gen, q)
+    docs = list(range(gen.doc_count))
+    tokens, boost = plan.tokens, engine.ranking.phrase_boost
+    expected = []
+    for d in docs:  # each of the query's pairs, counted when its words are adjacent in the question
+        question = gen.question_terms.get(d, ())
+        pairs = set(zip(question, question[1:], strict=False))
+        adjacent = sum(1 for pair in zip(tokens, tokens[1:], strict=False) if pair in pairs)
+        expected.append(1.0 + boost * adjacent / (len(tokens) - 1) if len(tokens) > 1 else 1.0)
+    assert engine._phrase_factors(gen, plan, docs) == expected
+    assert len(tokens) < 2 or max(expected) > 1.0
+
+
+def test_a_generation_is_readied_when_first_served_not_by_the_first_query(engine):
+    fresh = Engine(engine.config)
+    gen = fresh.generation()  # what create_app does before a worker serves
+    assert getattr(gen._local, "searcher", None) is not None
+    assert fresh.search("psychotherapy goals") == engine.search("psychotherapy goals")
+
+
+def test_a_query_holding_lone_surrogates_searches_its_words(engine):
+    res = engine.search("goals\ud800of psychotherapy\udfff")
+    assert res["results"] and res["results"][0]["id"].startswith(GOALS)
+    assert engine.answer("goals\ud800of psychotherapy")["alternatives"] is not None
