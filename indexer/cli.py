@@ -18,15 +18,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tqdm import tqdm
-
-from indexer.alternates import ALTERNATES, load_alternates, unknown_sections
+from indexer.alternates import load_alternates, read_side_file, unknown_sections
 from indexer.corpus import Issue, LinkMap, resolve_links, site_link_notes
-from indexer.crawl import check_start_url, crawl
 from indexer.exitcodes import ExitCode
 from indexer.manifest import MANIFEST, verify_folder
 from indexer.publish import (
     CATALOG,
+    MAX_SYNONYMS_BYTES,
+    SYNONYMS,
     BuildError,
     BuildReport,
     build,
@@ -43,7 +42,15 @@ from indexer.ship import ship_to, source_generation
 
 
 def _progress(label: str):
+    """A progress bar on a terminal. tqdm, like the crawler (httpx, lxml), is imported only
+    where it runs: an update publishing one article should not spend a fifth of a second
+    loading what it never uses."""
+
     def wrap(items, total=None):
+        if not sys.stderr.isatty():  # what tqdm's disable=None decides, without importing it
+            return items
+        from tqdm import tqdm
+
         return tqdm(items, desc=label, unit="page", total=total, disable=None, leave=False, file=sys.stderr)
 
     return wrap
@@ -70,7 +77,8 @@ def _summary(report: BuildReport) -> str:
 
 
 def cmd_build(args, config, mode: str) -> int:
-    report = build(config, mode=mode, force=args.force, wait=args.wait, progress=_progress("parsing"))
+    report = build(config, mode=mode, force=args.force, wait=args.wait, progress=_progress("parsing"),
+                   rehash=getattr(args, "rehash", False))
     _print_issues(report.issues)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -133,8 +141,8 @@ def validate_corpus(config) -> tuple[list[Issue], int]:
         for anchor, n in anchors.items():
             if n > 1:
                 issues.append(Issue(article.source, f"anchor #{anchor} is used by {n} sections", "error", "duplicate-anchor"))
-    alternates = load_alternates(Path(config.corpus_dir) / ALTERNATES)
-    issues += alternates.issues
+    alternates = load_alternates(Path(config.corpus_dir))
+    issues += alternates.issues + read_side_file(Path(config.corpus_dir), SYNONYMS, MAX_SYNONYMS_BYTES)[1]
     issues += unknown_sections(alternates, (f"{a.slug}#{s.anchor}" for a in kept for s in a.sections))
     return issues, len(kept)
 
@@ -174,6 +182,10 @@ def cmd_validate(args, config) -> int:
 
 def cmd_crawl(args, config) -> int:
     """Mirror the site into the corpus folder; with ``--update``, publish it too."""
+    from tqdm import tqdm
+
+    from indexer.crawl import check_start_url, crawl
+
     problem = check_start_url(args.url)
     if problem:
         print(f"faq-index: {problem}", file=sys.stderr)
@@ -300,6 +312,9 @@ def make_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help_)
         p.add_argument("--force", action="store_true", help="publish even if many sections were lost")
         p.add_argument("--wait", action="store_true", help="wait for a running build instead of failing")
+        if name == "update":
+            p.add_argument("--rehash", action="store_true",
+                           help="read every page and hash every served file, trusting no recorded file stat")
     sub.add_parser("stats", parents=[common], help="describe the served generation")
     sub.add_parser("validate", parents=[common], help="lint the corpus without writing anything")
     p = sub.add_parser("crawl", parents=[common], help="mirror the live site (a start page or a sitemap) into the corpus")

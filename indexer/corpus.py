@@ -87,12 +87,20 @@ def iter_files(corpus_dir: Path, issues: list[Issue] | None = None) -> Iterator[
     skipped with an ``outside-corpus`` warning in ``issues``; hidden names and links that
     lead back to a folder already walked are skipped silently.
     """
+    for _, entry in corpus_entries(corpus_dir, issues):
+        yield Path(entry.path)
+
+
+def corpus_entries(corpus_dir: Path, issues: list[Issue] | None = None) -> list[tuple[str, os.DirEntry]]:
+    """``iter_files`` as (path relative to the corpus, directory entry): an update compares the
+    entry's ``stat()`` with the one it recorded, and makes no ``Path`` per file (on a large
+    corpus those cost more than the ``stat``)."""
     root = corpus_dir.resolve()
     seen = {root}
-    found: list[Path] = []
-    stack = [corpus_dir]
+    found: list[tuple[list[str], os.DirEntry]] = []
+    stack = [(corpus_dir, "")]
     while stack:
-        folder = stack.pop()
+        folder, prefix = stack.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
@@ -103,25 +111,25 @@ def iter_files(corpus_dir: Path, issues: list[Issue] | None = None) -> Iterator[
         for entry in entries:
             if entry.name.startswith(".") or entry.name in IGNORED_NAMES:
                 continue
-            path = Path(entry.path)
-            real = path.resolve() if entry.is_symlink() else None
+            source = prefix + entry.name
+            real = Path(entry.path).resolve() if entry.is_symlink() else None
             if real is not None and not real.is_relative_to(root):
                 if issues is not None:
-                    issues.append(Issue(str(path.relative_to(corpus_dir)),
-                                        f"symbolic link to {real}, outside the corpus folder; skipped",
+                    issues.append(Issue(source, f"symbolic link to {real}, outside the corpus folder; skipped",
                                         code="outside-corpus"))
                 continue
             try:
                 if entry.is_dir():
-                    real = real or path.resolve()
+                    real = real or Path(entry.path).resolve()
                     if real not in seen:
                         seen.add(real)
-                        stack.append(path)
+                        stack.append((Path(entry.path), source + os.sep))
                 elif entry.is_file():
-                    found.append(path)
+                    found.append((source.split(os.sep), entry))
             except OSError:
                 continue
-    yield from sorted(found)
+    found.sort(key=lambda item: item[0])  # by path components, as paths sort
+    return [(os.sep.join(parts), entry) for parts, entry in found]
 
 
 #: Control characters (but tab, newline, form feed, carriage return) and U+FFFD: a page whose

@@ -9,20 +9,52 @@ it copies, and lets ``faq-index verify`` answer "is the served index intact?" on
 
 A generation built before manifests has none: ``read_manifest`` returns None and callers
 treat it as unverified rather than damaged.
+
+Hashing every file before each ``update`` made an update cost as much as the index is large,
+though most files are the same write-once files (hard links) from one generation to the
+next. ``HashRecords`` (``VERIFIED.json`` in the index folder) remembers which file — device
+and inode — was hashed when, with its size and modification time then. ``update`` skips
+reading a file whose record still holds: same size and mtime, the SHA-256 the manifest
+expects, an mtime older than the hash by more than a clock tick (``racy_window_ns``: else
+a write in the same tick would go unseen) and a hash younger than ``REHASH_AFTER_SECONDS``. Damage that changes
+neither size nor mtime (a failing disk, a deliberate ``touch -d``) is thus found by the next
+hash: at the latest a day later, by every worker's background check of each new generation,
+by ``faq-index verify``, or at once by ``faq-index update --rehash``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "MANIFEST.json"
 FORMAT = 1
 CHUNK = 1 << 20
+VERIFIED = "VERIFIED.json"  # the index folder's HashRecords, beside CURRENT
+#: How much older than a look at a file its timestamps must be for that look to be trusted
+#: later: a write in the same clock tick would keep them. File systems that keep whole seconds
+#: (ext3, HFS+, FAT's 2 s) need up to 2 s; those that keep fractions (ext4, xfs, btrfs, tmpfs)
+#: stamp from the kernel's coarse clock, whose tick is at most 10 ms.
+RACY_SECONDS = 2.0
+RACY_FINE_SECONDS = 0.1
+REHASH_AFTER_SECONDS = 24 * 3600.0
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def racy_window_ns(*stamps_ns: int) -> int:
+    """``RACY_FINE_SECONDS`` for timestamps with a fraction of a second, else ``RACY_SECONDS``
+    (a whole second is what a coarse file system stores, or one chance in a billion)."""
+    fine = all(t % 1_000_000_000 for t in stamps_ns)
+    return int((RACY_FINE_SECONDS if fine else RACY_SECONDS) * 1e9)
 
 
 class ManifestError(Exception):
@@ -48,27 +80,90 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class HashRecords:
+    """SHA-256s of files already read, by device and inode, with the file's size and mtime
+    and the time the reading started; trusted while the file's ``stat`` still says the same
+    (module docstring). Saved by a build under its lock; unreadable or foreign records are
+    simply not trusted."""
+
+    def __init__(self, entries: dict[str, list] | None = None, now_ns: int | None = None):
+        self.entries: dict[str, list] = entries or {}  # "dev:ino" -> [size, mtime_ns, sha256, hashed_ns]
+        self.now_ns = now_ns if now_ns is not None else _now_ns()
+
+    @staticmethod
+    def _key(st: os.stat_result) -> str:
+        return f"{st.st_dev}:{st.st_ino}"
+
+    @classmethod
+    def load(cls, path: Path) -> HashRecords:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            entries = data["files"] if data.get("format") == FORMAT else {}
+            if not isinstance(entries, dict):
+                entries = {}
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            entries = {}
+        return cls({k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 4})
+
+    def trusted(self, st: os.stat_result, sha256: str) -> bool:
+        """Whether the file ``st`` describes was hashed to ``sha256`` and cannot have changed."""
+        entry = self.entries.get(self._key(st))
+        if entry is None:
+            return False
+        size, mtime_ns, digest, hashed_ns = entry
+        return (size == st.st_size and mtime_ns == st.st_mtime_ns and digest == sha256
+                and mtime_ns < hashed_ns - racy_window_ns(mtime_ns)
+                and self.now_ns - hashed_ns < int(REHASH_AFTER_SECONDS * 1e9))
+
+    def hash(self, path: Path) -> str:
+        """The file's SHA-256, recorded when the file did not change while it was read."""
+        before = os.stat(path)
+        started = _now_ns()
+        digest = file_sha256(path)
+        after = os.stat(path)
+        if (before.st_ino, before.st_size, before.st_mtime_ns) == (after.st_ino, after.st_size, after.st_mtime_ns):
+            self.entries[self._key(after)] = [after.st_size, after.st_mtime_ns, digest, started]
+        return digest
+
+    def save(self, path: Path, files: Iterable[Path]) -> None:
+        """Write the records of ``files`` (the others are dropped), atomically."""
+        keep = {}
+        for file in files:
+            with contextlib.suppress(OSError):
+                key = self._key(os.stat(file))
+                if key in self.entries:
+                    keep[key] = self.entries[key]
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"format": FORMAT, "files": keep}), encoding="utf-8")
+        os.replace(tmp, path)
+
+
 def _listed_files(folder: Path) -> list[str]:
     """The names a manifest covers: every entry of the (flat) folder but the manifest."""
     return sorted(p.name for p in Path(folder).iterdir() if p.name != MANIFEST and p.name != MANIFEST + ".tmp")
 
 
-def compute_manifest(folder: Path, known: Callable[[Path], dict | None] | None = None) -> dict:
+def compute_manifest(folder: Path, known: Callable[[Path], dict | None] | None = None,
+                     records: HashRecords | None = None) -> dict:
     """The manifest of ``folder`` as it is now. ``known(path)`` may return an entry already
-    verified for that very file (a hard link to a checked file), which is then not re-read."""
+    verified for that very file (a hard link to a checked file), which is then not re-read;
+    ``records`` receives the hashes of the files read."""
     files = {}
     for name in _listed_files(folder):
         path = Path(folder) / name
         entry = known(path) if known else None
         if entry is None:
-            entry = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+            size = path.stat().st_size
+            entry = {"size": size, "sha256": records.hash(path) if records is not None else file_sha256(path)}
         files[name] = {"size": int(entry["size"]), "sha256": entry["sha256"]}
     return {"format": FORMAT, "algorithm": "sha256", "files": files}
 
 
-def write_manifest(folder: Path, known: Callable[[Path], dict | None] | None = None) -> dict:
+def write_manifest(folder: Path, known: Callable[[Path], dict | None] | None = None,
+                   records: HashRecords | None = None) -> dict:
     """Compute and write ``folder``'s manifest (temp file, fsync, rename); returns it."""
-    manifest = compute_manifest(folder, known)
+    manifest = compute_manifest(folder, known, records)
     tmp = Path(folder) / (MANIFEST + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=1, sort_keys=True)
@@ -127,8 +222,10 @@ def check_sizes(folder: Path, manifest: dict) -> list[Damage]:
     return damage
 
 
-def verify(folder: Path, manifest: dict, names: list[str] | None = None) -> list[Damage]:
-    """Sizes, then the SHA-256 of every listed file (or of ``names`` only); [] when intact."""
+def verify(folder: Path, manifest: dict, names: list[str] | None = None,
+           records: HashRecords | None = None) -> list[Damage]:
+    """Sizes, then the SHA-256 of every listed file (or of ``names`` only); [] when intact.
+    With ``records``, a file they vouch for is not read, and the hashes read are recorded."""
     damage = check_sizes(folder, manifest)
     if names is not None:
         damage = [d for d in damage if d.file in names]
@@ -136,8 +233,14 @@ def verify(folder: Path, manifest: dict, names: list[str] | None = None) -> list
     for name, entry in sorted(manifest["files"].items()):
         if name in bad or (names is not None and name not in names):
             continue
+        path = Path(folder) / name
         try:
-            digest = file_sha256(Path(folder) / name)
+            if records is None:
+                digest = file_sha256(path)
+            elif records.trusted(os.stat(path), entry["sha256"]):
+                continue
+            else:
+                digest = records.hash(path)
         except OSError as exc:
             damage.append(Damage(name, f"cannot be read ({exc.strerror})"))
             continue
@@ -146,13 +249,14 @@ def verify(folder: Path, manifest: dict, names: list[str] | None = None) -> list
     return damage
 
 
-def verify_folder(folder: Path) -> list[Damage] | None:
+def verify_folder(folder: Path, records: HashRecords | None = None) -> list[Damage] | None:
     """The full check of a generation folder: its damage ([] when intact), or None when it
-    has no manifest. An unreadable manifest is reported as damage of the manifest."""
+    has no manifest. An unreadable manifest is reported as damage of the manifest. With
+    ``records``, files they vouch for are not read (``HashRecords``)."""
     try:
         manifest = read_manifest(folder)
     except ManifestError as exc:
         return [Damage(MANIFEST, str(exc).split(": ", 1)[1])]
     if manifest is None:
         return None
-    return verify(folder, manifest)
+    return verify(folder, manifest, records=records)

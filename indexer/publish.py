@@ -4,6 +4,10 @@ Layout of the index folder::
 
     CURRENT                 name of the served generation (replaced with os.replace)
     LOCK                    flock'd while a build runs
+    STAMPS.sqlite           each page's stat when last hashed (CorpusStamps): update reads
+                            only the pages whose stat changed
+    VERIFIED.json           the served files' hashes and stats (manifest.HashRecords): update
+                            hashes only the files not vouched for
     generations/000007-…/   a complete generation: Whoosh files, catalog.sqlite, GENERATION.json,
                             derived arrays, MANIFEST.json (size and SHA-256 of every other file)
     generations/.tmp-…/     a build in progress (removed by the next build if it was killed)
@@ -15,6 +19,12 @@ the manifest that lets ``update`` rewrite only the articles that changed, and th
 service reads article pages from. ``update`` hard-links the served generation's files only
 after checking them against its manifest (``indexer.manifest``); when one is damaged, or the
 catalog cannot be read, it builds in full instead, so damage never spreads to newer generations.
+
+An update costs what changed, not what is there: pages whose stat is unchanged are not read,
+served files already hashed are not hashed again (both with the rules that keep a change from
+going unseen, ``CorpusStamps`` and ``HashRecords``; ``--rehash`` trusts neither), links are
+resolved against the catalog's link index rather than a map of every article
+(``_UpdateLinks``), and the speller's vocabulary is patched (``update_vocabulary``).
 """
 
 from __future__ import annotations
@@ -36,37 +46,49 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import numpy as np
 from whoosh import index as whoosh_index
-from whoosh.query import Every
+from whoosh.query import Term
 
-from indexer.alternates import ALTERNATES, load_alternates, unknown_sections
+from indexer.alternates import ALTERNATES, load_alternates, read_side_file, unknown_sections
 from indexer.corpus import (
     HTML_SUFFIXES,
     Article,
     Issue,
     LinkMap,
+    corpus_entries,
     fingerprint,
-    iter_files,
+    link_key,
     parse_page,
     resolve_links,
     sha256,
 )
 from indexer.derived import check_derived, open_derived, write_derived
 from indexer.exitcodes import ExitCode
-from indexer.manifest import MANIFEST, check_sizes, read_manifest, verify_folder, write_manifest
+from indexer.manifest import (
+    MANIFEST,
+    VERIFIED,
+    HashRecords,
+    check_sizes,
+    racy_window_ns,
+    read_manifest,
+    verify_folder,
+    write_manifest,
+)
 from indexer.schema import SCHEMA, SCHEMA_VERSION, words
 from indexer.settings import Config
-from indexer.spelltable import count_words, write_vocabulary
+from indexer.spelltable import count_words, update_vocabulary, write_vocabulary
 from indexer.suggesttable import check_suggestions, write_suggestions
 
 CURRENT = "CURRENT"
 GENERATIONS = "generations"
 CATALOG = "catalog.sqlite"
+STAMPS = "STAMPS.sqlite"  # the index folder's CorpusStamps, beside CURRENT
 GENERATION_INFO = "GENERATION.json"
 SYNONYMS = "synonyms.txt"
+MAX_SYNONYMS_BYTES = 1_000_000
 
 
 class BuildError(Exception):
@@ -340,7 +362,21 @@ CREATE TABLE IF NOT EXISTS articles (
     words TEXT NOT NULL,
     doc_hash TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS link_claims (key TEXT NOT NULL, rank INTEGER NOT NULL, source TEXT NOT NULL,
+                                        slug TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS link_claims_key ON link_claims (key);
+CREATE INDEX IF NOT EXISTS link_claims_source ON link_claims (source);
+CREATE TABLE IF NOT EXISTS link_hosts (host TEXT NOT NULL, source TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS link_hosts_source ON link_hosts (source);
+CREATE TABLE IF NOT EXISTS link_refs (source TEXT NOT NULL, key TEXT NOT NULL, slug TEXT);
+CREATE INDEX IF NOT EXISTS link_refs_source ON link_refs (source);
+CREATE INDEX IF NOT EXISTS link_refs_key ON link_refs (key);
+CREATE INDEX IF NOT EXISTS link_refs_slug ON link_refs (slug);
 """
+#: The link index (``link_claims``, ``link_hosts``, ``link_refs``): what ``LinkMap`` is built
+#: from, kept per article so that an update resolves links without rebuilding the map from
+#: every article (``_UpdateLinks``). ``meta`` says a catalog has it; one without is filled once.
+LINK_INDEX = ("link_index", "1")
 
 
 def open_catalog(path: Path) -> sqlite3.Connection:
@@ -370,6 +406,126 @@ def read_catalog(path: Path) -> dict[str, dict]:
     except (sqlite3.Error, ValueError, KeyError) as exc:
         raise BuildError(f"cannot read the catalog {path}: {exc}; rebuild with `faq-index build`") from None
     return out
+
+
+def _link_claims(slug: str, url: str, canonical: str | None, source: str) -> tuple[list[tuple[str, int]], str]:
+    """The keys an article claims in a ``LinkMap``, each with the rank of its claim, and the
+    host of its canonical URL ('' when none): exactly what ``LinkMap`` derives from it."""
+    keys = [(link_key(url), 0), (link_key("/" + slug), 1), (link_key("/" + source), 2)]
+    if not canonical:
+        return keys, ""
+    return [*keys, (link_key(canonical), 0)], urlsplit(canonical).netloc.lower()
+
+
+def _index_links(conn: sqlite3.Connection, source: str, slug: str, url: str, canonical: str | None,
+                 links: list[tuple[str, str | None]]) -> None:
+    """Write an article's rows of the link index; ``links`` are its links' (href, resolved slug)."""
+    keys, host = _link_claims(slug, url, canonical, source)
+    conn.executemany("INSERT INTO link_claims VALUES (?, ?, ?, ?)", [(k, r, source, slug) for k, r in keys])
+    if host:
+        conn.execute("INSERT INTO link_hosts VALUES (?, ?)", (host, source))
+    conn.executemany("INSERT INTO link_refs VALUES (?, ?, ?)", [(source, link_key(h), t) for h, t in links])
+
+
+def _unindex_links(conn: sqlite3.Connection, source: str) -> None:
+    for table in ("link_claims", "link_hosts", "link_refs"):
+        conn.execute(f"DELETE FROM {table} WHERE source = ?", (source,))
+
+
+class _UpdateLinks:
+    """``LinkMap.by_key`` (a ``get``) for an update: the served catalog's link index with this
+    update's changes applied — the claims of the ``gone`` articles (removed, changed or losing
+    their slug) withdrawn and those of the new or changed ones (``claims``) added — read one key
+    at a time. The keys either touch are worked out up front; ``changed`` are those whose
+    article is not the one it was, so only the articles linking to them (or to an article whose
+    title or URL changed) need their links resolved again."""
+
+    def __init__(self, conn: sqlite3.Connection, gone: set[str], claims: dict[str, list[tuple[int, str, str]]],
+                 hosts: set[str], site_url: str):
+        self.conn = conn
+        self.best: dict[str, str | None] = {}
+        self.changed: set[str] = set()
+        touched = set(claims)
+        for src in gone:
+            touched.update(k for (k,) in conn.execute("SELECT key FROM link_claims WHERE source = ?", (src,)))
+        for key in touched:
+            old = conn.execute("SELECT rank, source, slug FROM link_claims WHERE key = ?", (key,)).fetchall()
+            new = [c for c in old if c[1] not in gone] + claims.get(key, [])
+            self.best[key] = min(new)[2] if new else None
+            if (min(old)[2] if old else None) != self.best[key]:
+                self.changed.add(key)
+        counts = dict(conn.execute("SELECT host, COUNT(*) FROM link_hosts GROUP BY host").fetchall())
+        self.old_hosts = {h for h, n in counts.items() if n}
+        for src in gone:
+            for (host,) in conn.execute("SELECT host FROM link_hosts WHERE source = ?", (src,)):
+                counts[host] -= 1
+        self.hosts = {h for h, n in counts.items() if n > 0} | hosts
+        if site_url:
+            site = urlsplit(site_url).netloc.lower()
+            self.old_hosts.add(site)
+            self.hosts.add(site)
+
+    def get(self, key: str, default=None):
+        if key not in self.best:
+            row = self.conn.execute("SELECT slug FROM link_claims WHERE key = ? ORDER BY rank, source, slug LIMIT 1",
+                                    (key,)).fetchone()
+            self.best[key] = row[0] if row else None
+        found = self.best[key]
+        return default if found is None else found
+
+    def linking(self, slugs: set[str]) -> set[str]:
+        """The articles with a link to a changed key or to one of ``slugs``."""
+        out = set()
+        for column, values in (("key", self.changed), ("slug", slugs)):
+            for value in values:
+                out.update(s for (s,) in self.conn.execute(f"SELECT source FROM link_refs WHERE {column} = ?", (value,)))
+        return out
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)  # "?", "#" escaped
+
+
+def _open_link_index(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection to a served catalog that has the link index, else None."""
+    try:
+        conn = _connect_ro(path)
+        if conn.execute("SELECT value FROM meta WHERE key = ?", LINK_INDEX[:1]).fetchone() == LINK_INDEX[1:]:
+            return conn
+        conn.close()
+    except sqlite3.Error:
+        pass
+    return None
+
+
+def _served_totals(folder: Path) -> tuple[int, int, int] | None:
+    """The articles, sections and links a generation's catalog holds, as its build recorded
+    them (``GENERATION.json``, covered by the manifest); None when it did not."""
+    try:
+        info = load_generation_info(folder)
+        totals = tuple(info[key] for key in ("articles", "sections", "links"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return totals if all(type(t) is int and t >= 0 for t in totals) else None
+
+
+def _json_list(text: str) -> list:
+    return [] if text == "[]" else json.loads(text)
+
+
+def _read_base_catalog(path: Path) -> dict[str, dict]:
+    """What an update needs of the served catalog, by source: ``read_catalog`` without the
+    columns it does not use (the words of every article, above all), its links left as JSON
+    (only the few articles whose links may resolve anew read them)."""
+    try:
+        with contextlib.closing(_connect_ro(path)) as conn:
+            rows = conn.execute("SELECT source, slug, sha256, title, url, canonical, sections, links, issues "
+                                "FROM articles ORDER BY source").fetchall()
+        return {row[0]: {"source": row[0], "slug": row[1], "sha256": row[2], "title": row[3], "url": row[4],
+                         "canonical": row[5], "sections": row[6], "links": row[7],  # JSON, decoded when needed
+                         "issues": _json_list(row[8])} for row in rows}
+    except (sqlite3.Error, ValueError, TypeError) as exc:
+        raise BuildError(f"cannot read the catalog {path}: {exc}; rebuild with `faq-index build`") from None
 
 
 # --------------------------------------------------------------------------- documents
@@ -457,12 +613,14 @@ def _catalog_row(article: Article, docs: list[dict], targets: dict[str, tuple[st
 
 
 def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool = False,
-          progress: Callable | None = None) -> BuildReport:
+          progress: Callable | None = None, rehash: bool = False) -> BuildReport:
     """Build a generation from ``config.corpus_dir`` and publish it.
 
     ``mode="update"`` starts from the served generation and rewrites only the articles whose
     source changed, appeared or disappeared, plus those whose links now resolve differently;
-    the result holds exactly the documents a full build would.
+    the result holds exactly the documents a full build would. It reads only the pages whose
+    ``stat`` changed (``CorpusStamps``) and hashes only the served files not vouched for by
+    ``HashRecords``; ``rehash=True`` reads and hashes everything, as a full check.
     """
     if mode not in ("full", "update"):
         raise BuildError(f"unknown build mode {mode!r} (expected 'full' or 'update')")
@@ -481,18 +639,22 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
         current = current_generation(index_dir)
         previous: dict[str, dict] = {}
         verified: dict[tuple[int, int], dict] = {}  # (device, inode) of checked files → entry
+        records = HashRecords() if rehash else HashRecords.load(index_dir / VERIFIED)
         if mode == "update":
-            previous = _update_base(current, config, report, verified)
+            t0 = time.perf_counter()
+            previous = _update_base(current, config, report, verified, records)
+            report.timings["base"] = time.perf_counter() - t0
             if previous is None:
                 report.mode = mode = "full"
                 previous = {}
+        stamps = CorpusStamps(index_dir / STAMPS, trust=not rehash)
         tmp = index_dir / GENERATIONS / f".tmp-{os.getpid()}-{int(time.time() * 1000)}"
         try:
-            _build_into(tmp, config, corpus_dir, current, previous, mode, report, progress)
-            if mode == "update" and not (report.rewritten or report.removed) and all(
-                _same_file(config.corpus_dir, current[1], name) for name in (SYNONYMS, ALTERNATES)
-            ):
+            _build_into(tmp, config, corpus_dir, current, previous, mode, report, progress, stamps)
+            stamps.save()
+            if mode == "update" and not tmp.exists():
                 report.generation = current[0]  # nothing changed: keep serving it as it is
+                _save_records(records, index_dir, current[1])
                 return report
             t0 = time.perf_counter()
             _check(tmp, report)
@@ -507,19 +669,29 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
             info["manifest"] = MANIFEST  # a generation that says so but has none is damaged
             (tmp / GENERATION_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
             t0 = time.perf_counter()
-            _write_and_check_manifest(tmp, verified)
+            _write_and_check_manifest(tmp, verified, records)
             report.timings["manifest"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
             final = index_dir / GENERATIONS / name
             os.replace(tmp, final)
             _fsync_dir(final.parent)
             publish_pointer(index_dir, name)
             report.published = True
             prune(index_dir, config.keep_generations)
+            _save_records(records, index_dir, final)
+            report.timings["publish"] = time.perf_counter() - t0
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
             report.seconds = time.perf_counter() - started
     return report
+
+
+def _save_records(records: HashRecords, index_dir: Path, generation: Path) -> None:
+    """Keep the hashes of the served generation's files for the next update (a cache:
+    failing to write it costs that update a full hash, nothing else)."""
+    with contextlib.suppress(OSError):
+        records.save(index_dir / VERIFIED, generation.iterdir())
 
 
 def check_corpus_dir(corpus_dir: Path) -> None:
@@ -530,51 +702,163 @@ def check_corpus_dir(corpus_dir: Path) -> None:
         raise CorpusError(f"corpus folder {corpus_dir} is not a folder")
 
 
-def read_corpus(corpus_dir: Path, report: BuildReport, max_bytes: int | None = None) -> dict[str, bytes]:
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+class CorpusStamps:
+    """What each page's ``stat`` said when its content was last hashed, so that an update
+    need not read every page to find the few that changed (``STAMPS`` in the index folder).
+
+    A page is taken as unchanged, unread, when its size, mtime, ctime and inode are those
+    recorded with a hash that is the served catalog's for it. Any write changes mtime or
+    ctime (tools that restore mtime, like ``cp -p`` or ``rsync -t``, still change ctime),
+    and a new file is a new inode. A stamp is recorded only for a page whose mtime and ctime
+    were older than the scan by more than a file-system clock tick (``racy_window_ns``), so
+    a write within the same tick cannot keep the stamp. ``faq-index update --rehash`` reads every
+    page regardless. The records are a cache: unreadable ones are dropped and rebuilt.
+    """
+
+    def __init__(self, path: Path | None, trust: bool = True):
+        self.path, self.trust = path, trust
+        self.known: dict[str, tuple] = {}  # source -> (size, mtime_ns, ctime_ns, inode, sha256)
+        self.fresh: dict[str, tuple] = {}  # stamps taken by this build
+        self.vouched: set[str] = set()  # pages left unread on the word of their stamp
+        if path is not None:
+            try:
+                with contextlib.closing(self._connect()) as conn:
+                    self.known = {row[0]: tuple(row[1:]) for row in conn.execute("SELECT * FROM stamps")}
+            except (sqlite3.Error, ValueError):
+                with contextlib.suppress(OSError):
+                    path.unlink()  # damaged: every page is read once, and the records start anew
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path)
+        conn.execute("CREATE TABLE IF NOT EXISTS stamps (source TEXT PRIMARY KEY, size INTEGER, "
+                     "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, sha256 TEXT)")
+        return conn
+
+    @staticmethod
+    def stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    def vouches(self, source: str, st: os.stat_result, digest: str) -> bool:
+        """Whether ``source`` still holds the content whose SHA-256 is ``digest``, unread."""
+        if self.trust and self.known.get(source) == (*self.stamp(st), digest):
+            self.vouched.add(source)
+            return True
+        return False
+
+    def note(self, source: str, st: os.stat_result, digest: str, scan_started_ns: int) -> None:
+        """Record the stamp of a page just read (``st`` taken before reading it)."""
+        if max(st.st_mtime_ns, st.st_ctime_ns) < scan_started_ns - racy_window_ns(st.st_mtime_ns, st.st_ctime_ns):
+            self.fresh[source] = (*self.stamp(st), digest)
+
+    def save(self) -> None:
+        """Store the fresh stamps and forget all others but those that vouched for a page."""
+        if self.path is None:
+            return
+        stale = [s for s in self.known if s not in self.fresh and s not in self.vouched]
+        try:
+            with contextlib.closing(self._connect()) as conn, conn:
+                conn.executemany("DELETE FROM stamps WHERE source = ?", ((s,) for s in stale))
+                conn.executemany("INSERT OR REPLACE INTO stamps VALUES (?, ?, ?, ?, ?, ?)",
+                                 ((s, *v) for s, v in self.fresh.items() if self.known.get(s) != v))
+        except sqlite3.Error:
+            with contextlib.suppress(OSError):
+                self.path.unlink()  # a damaged cache: the next update reads every page once
+
+
+class Pages(dict):
+    """Page bytes by source (``read_corpus``). ``sources`` lists every page present in path
+    order; a page in ``unchanged`` (its stamp vouched for it) is read when first asked for,
+    and must then still be the content the catalog knows."""
+
+    def __init__(self, corpus_dir: Path, max_bytes: int | None, known: dict[str, str] | None = None):
+        super().__init__()
+        self.corpus_dir, self.max_bytes, self.known = corpus_dir, max_bytes, known or {}
+        self.sources: list[str] = []
+        self.unchanged: set[str] = set()
+        self.digests: dict[str, str] = {}  # SHA-256 of the pages read
+
+    def __missing__(self, source: str) -> bytes:
+        if source not in self.unchanged:
+            raise KeyError(source)
+        with open(self.corpus_dir / source, "rb") as fh:
+            data = fh.read(self.max_bytes + 1 if self.max_bytes is not None else -1)
+        if sha256(data) != self.known.get(source):
+            raise BuildError(f"{source} changed while the update ran; nothing was published, run it again")
+        self[source] = data
+        return data
+
+
+def read_corpus(corpus_dir: Path, report: BuildReport, max_bytes: int | None = None,
+                known: dict[str, str] | None = None, stamps: CorpusStamps | None = None) -> Pages:
     """Every page's bytes by path relative to the corpus; unreadable files become issues.
 
     A file over ``max_bytes`` is rejected from its size, before it is read. A corpus with
     no ``.html``/``.htm`` file at all is a ``BuildError``: publishing or passing nothing
-    would hide a wrong path.
+    would hide a wrong path. With ``known`` (the served catalog's SHA-256 by source) and
+    ``stamps``, a page whose stamp vouches for its known content is not read now but listed
+    in ``unchanged`` (``CorpusStamps``); ``stamps`` records the pages read.
     """
     check_corpus_dir(corpus_dir)
-    datas: dict[str, bytes] = {}
-    for path in iter_files(corpus_dir, report.issues):
-        source = str(path.relative_to(corpus_dir))
+    pages = Pages(corpus_dir, max_bytes, known)
+    started = _now_ns()
+    for source, entry in corpus_entries(corpus_dir, report.issues):
         try:
-            with open(path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                if max_bytes is not None and size > max_bytes:
-                    report.issues.append(Issue(source, f"file is {size:,} bytes, over the {max_bytes:,}-byte cap",
+            if known is not None and stamps is not None and source in known:
+                st = entry.stat()
+                if (max_bytes is None or st.st_size <= max_bytes) and stamps.vouches(source, st, known[source]):
+                    pages.sources.append(source)
+                    pages.unchanged.add(source)
+                    continue
+            with open(entry.path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if max_bytes is not None and st.st_size > max_bytes:
+                    report.issues.append(Issue(source, f"file is {st.st_size:,} bytes, over the {max_bytes:,}-byte cap",
                                                "error", "too-large"))
                     continue
                 data = fh.read(max_bytes + 1 if max_bytes is not None else -1)
         except OSError as exc:
             report.issues.append(Issue(source, f"cannot read the file: {exc.strerror}", "error", "unreadable"))
             continue
-        datas[source] = data  # parse_page rejects it if it grew past the cap since the stat
-    if not any(Path(path).suffix.lower() in HTML_SUFFIXES for path in datas) and not any(
+        pages[source] = data  # parse_page rejects it if it grew past the cap since the stat
+        pages.sources.append(source)
+        pages.digests[source] = digest = sha256(data)
+        if stamps is not None:
+            stamps.note(source, st, digest, started)
+    if not any(Path(path).suffix.lower() in HTML_SUFFIXES for path in pages.sources) and not any(
         i.code in ("too-large", "unreadable") for i in report.issues
     ):
         raise BuildError(f"corpus folder {corpus_dir} holds no .html or .htm file; nothing to index")
-    return datas
+    return pages
 
 
 def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: dict[str, dict],
-                mode: str, report: BuildReport, progress: Callable | None) -> None:
-    datas = read_corpus(corpus_dir, report, config.max_file_bytes)
+                mode: str, report: BuildReport, progress: Callable | None,
+                stamps: CorpusStamps | None = None) -> None:
+    """Write the new generation into ``tmp``; in an update that changes nothing, write nothing
+    (``tmp`` is not created) and leave the served generation's totals in ``report``."""
+    t0 = time.perf_counter()
+    datas = read_corpus(corpus_dir, report, config.max_file_bytes,
+                        known={src: row["sha256"] for src, row in previous.items()}, stamps=stamps)
+    present = set(datas.sources)
     to_parse: list[str] = []
-    for source, data in datas.items():
+    for source in datas.sources:
+        if source in datas.unchanged:
+            continue
         prev = previous.get(source)
         if prev is None:
             to_parse.append(source)
             report.added.append(source)
-        elif prev["sha256"] != sha256(data):
+        elif prev["sha256"] != datas.digests[source]:
             to_parse.append(source)
             report.changed.append(source)
-    report.removed = sorted(set(previous) - set(datas))
+    report.removed = sorted(set(previous) - present)
     if mode == "full":
-        report.added = sorted(datas)
+        report.added = list(datas.sources)
+    report.timings["read"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     parsed = parse_all(to_parse, datas, config, report, progress)
@@ -583,26 +867,46 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
     # Unchanged articles come from the catalog: what they link to is all that is needed
     # to decide whether their documents must be rewritten. A changed file that no longer
     # parses is not unchanged: its old documents go, as a full build would not have them.
-    unchanged = {src: row for src, row in previous.items() if src in datas and src not in to_parse}
-    entries = [(a.slug, a.url, a.canonical, a.source) for a in parsed.values()]
-    entries += [(r["slug"], r["url"], r["canonical"], r["source"]) for r in unchanged.values()]
+    unchanged = {src: row for src, row in previous.items() if src in present and src not in to_parse}
     drop_duplicate_slugs(parsed, unchanged, report)
     for row in unchanged.values():
         report.issues += [Issue(**i) for i in row["issues"] if i["code"] != "broken-link"]
-    dropped = {src for src in previous if src in datas and src not in parsed and src not in unchanged}
-    report.removed = sorted(set(report.removed) | dropped)  # indexed before, not any more
-    link_map = LinkMap(
-        [e for e in entries if e[3] in parsed or e[3] in unchanged], config.site_url
-    )
     targets = {a.slug: (a.title, a.url) for a in parsed.values()}
     targets.update({r["slug"]: (r["title"], r["url"]) for r in unchanged.values()})
+    base = _open_link_index(current[1] / CATALOG) if mode == "update" and current is not None else None
+    to_check: set[str] | None = None  # the unchanged articles whose links may resolve anew; None: all
+    if base is None:
+        entries = [(a.slug, a.url, a.canonical, a.source) for a in parsed.values()]
+        entries += [(r["slug"], r["url"], r["canonical"], r["source"]) for r in unchanged.values()]
+        link_map = LinkMap(entries, config.site_url)
+    else:
+        # Withdrawn: the claims of articles removed, changed, or losing their slug.
+        gone = {src for src in previous if src not in unchanged}
+        claims: dict[str, list[tuple[int, str, str]]] = {}
+        hosts = set()
+        for a in parsed.values():
+            keys, host = _link_claims(a.slug, a.url, a.canonical, a.source)
+            for key, rank in keys:
+                claims.setdefault(key, []).append((rank, a.source, a.slug))
+            hosts.update([host] if host else [])
+        index = _UpdateLinks(base, gone, claims, hosts, config.site_url)
+        link_map = LinkMap([], config.site_url)
+        link_map.by_key, link_map.hosts = index, index.hosts
+        if index.hosts == index.old_hosts:  # else a host became or stopped being the site's own
+            was = {previous[src]["slug"]: (previous[src]["title"], previous[src]["url"]) for src in gone}
+            moved = {slug for slug in was.keys() | {a.slug for a in parsed.values()} if was.get(slug) != targets.get(slug)}
+            to_check = index.linking(moved)
 
     for article in parsed.values():
         resolve_links(article, link_map)
-    alternates = load_alternates(corpus_dir / ALTERNATES)
-    report.issues += alternates.issues
+    alternates = load_alternates(corpus_dir)
+    synonyms, issues = read_side_file(corpus_dir, SYNONYMS, MAX_SYNONYMS_BYTES)
+    report.issues += alternates.issues + issues
+    # The editors' files as read once: what is parsed is what the generation keeps, even if
+    # an editor saves them again during the build.
+    side_files = {SYNONYMS: synonyms, ALTERNATES: alternates.data}
     phrasings = alternates.by_section()
-    old_phrasings = load_alternates(current[1] / ALTERNATES).slugs() if mode == "update" and current else {}
+    old_phrasings = load_alternates(current[1]).slugs() if mode == "update" and current else {}
     new_phrasings = alternates.slugs()
 
     def rewrite(src: str) -> None:
@@ -621,7 +925,9 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
         if old_phrasings.get(row["slug"]) != new_phrasings.get(row["slug"]):
             rewrite(src)
             continue
-        for lk in row["links"]:
+        if to_check is not None and src not in to_check:
+            continue
+        for lk in _json_list(row["links"]):
             new = link_map.resolve(lk["section"], lk["href"], lk["text"])
             title, url = targets.get(new.slug, ("", "")) if new.slug else ("", "")
             if (new.kind, new.slug, title, url) != (lk["kind"], lk["slug"], lk["title"], lk["url"]):
@@ -631,6 +937,22 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
         report.issues += [i for i in article.issues if i.code == "broken-link"]
     for row in unchanged.values():
         report.issues += [Issue(**i) for i in row["issues"] if i["code"] == "broken-link"]
+    # Indexed before, not any more: a duplicate slug's loser, or a page that no longer parses.
+    dropped = {src for src in previous if src in present and src not in parsed and src not in unchanged}
+    report.removed = sorted(set(report.removed) | dropped)
+    if base is not None:
+        base.close()
+    if mode == "update" and current is not None and not (parsed or report.removed) and all(
+        side_files[name] == _file_bytes(current[1] / name) for name in (SYNONYMS, ALTERNATES)
+    ):
+        served = _served_totals(current[1])
+        if served is None:
+            with contextlib.closing(_connect_ro(current[1] / CATALOG)) as conn:
+                served = conn.execute("SELECT COUNT(*), COALESCE(SUM(sections), 0), "
+                                      "COALESCE(SUM(json_array_length(links)), 0) FROM articles").fetchone()
+        report.articles, report.sections, report.links = served
+        report.timings["links"] = time.perf_counter() - t0
+        return
 
     if mode == "update" and current is not None:
         _copy_generation(current[1], tmp)
@@ -639,24 +961,58 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
         tmp.mkdir(parents=True)
         ix = whoosh_index.create_in(str(tmp), SCHEMA)
     conn = open_catalog(tmp / CATALOG)
+    # Flushed by the kernel like every other file of the generation (Whoosh does not fsync
+    # either): a commit's fsync would write the whole copied catalog out, a cost that grows
+    # with the corpus. A crash before the flush leaves a generation its manifest refuses.
+    conn.execute("PRAGMA synchronous = OFF")
+    if base is None and mode == "update" and current is not None:  # a catalog without the link index
+        for src, row in unchanged.items():
+            if src not in parsed:
+                _index_links(conn, src, row["slug"], row["url"], row["canonical"],
+                             [(lk["href"], lk["slug"]) for lk in _json_list(row["links"])])
     report.timings["links"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     writer = ix.writer(limitmb=256, compound=False)
     try:
         stale_slugs = {previous[s]["slug"] for s in report.removed}
         stale_slugs |= {previous[s]["slug"] for s in parsed if s in previous}
-        for slug in sorted(stale_slugs):
-            writer.delete_by_term("slug", slug)
+        if stale_slugs:  # one searcher for all: Whoosh opens every segment's reader per searcher
+            with writer.searcher() as searcher:
+                for slug in sorted(stale_slugs):
+                    writer.delete_by_term("slug", slug, searcher=searcher)
+        vocabulary: dict[str, int] = {}  # articles using each word, gained or lost
+
+        def count(rows, step: int) -> None:
+            if mode != "update":
+                return  # a full build counts its catalog
+            for (text,) in rows:
+                for w in json.loads(text):
+                    vocabulary[w] = vocabulary.get(w, 0) + step
+
+        totals = [0, 0, 0]  # the catalog's articles, sections and links, gained or lost
+
+        def delete(where: str, *args) -> None:
+            rows = conn.execute(f"DELETE FROM articles WHERE {where} RETURNING source, words, sections, "
+                                "json_array_length(links)", args).fetchall()
+            for source, _, sections, links in rows:
+                _unindex_links(conn, source)
+                totals[:] = [totals[0] - 1, totals[1] - sections, totals[2] - links]
+            count([(text,) for _, text, _, _ in rows], -1)
+
         for src in report.removed:
-            conn.execute("DELETE FROM articles WHERE source = ?", (src,))
+            delete("source = ?", src)
         for src, article in parsed.items():
             docs = section_documents(article, targets, phrasings)
             row = _catalog_row(article, docs, targets)
-            conn.execute("DELETE FROM articles WHERE source = ? OR slug = ?", (src, article.slug))
+            delete("source = ? OR slug = ?", src, article.slug)
             conn.execute(
                 f"INSERT INTO articles ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                 tuple(row.values()),
             )
+            _index_links(conn, src, article.slug, article.url, article.canonical,
+                         [(lk.href, lk.slug) for lk in article.links])
+            count([(row["words"],)], 1)
+            totals[:] = [totals[0] + 1, totals[1] + row["sections"], totals[2] + len(article.links)]
             for doc in docs:
                 writer.add_document(**doc)
             report.rewritten.append(src)
@@ -667,6 +1023,7 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
     except BaseException:
         writer.cancel()
         raise
+    report.timings["write"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # Only the segments this build wrote are derived; the others' arrays were hard-linked.
     written = whoosh_index.open_dir(str(tmp))
@@ -679,21 +1036,27 @@ def _build_into(tmp: Path, config: Config, corpus_dir: Path, current, previous: 
             report.issues += unknown_sections(alternates, (ids[d] for d in np.flatnonzero(derived.live).tolist()))
     del derived  # its memory maps
     report.timings["derive"] = time.perf_counter() - t0
-    for name in (SYNONYMS, ALTERNATES):
+    for name, data in side_files.items():
         # The copied generation's file is a hard link to the served one: unlink it before
-        # writing, or copying would change the served generation in place.
+        # writing, or writing would change the served generation in place.
         (tmp / name).unlink(missing_ok=True)
-        if (corpus_dir / name).is_file():
-            shutil.copy2(corpus_dir / name, tmp / name)
+        if data is not None:
+            (tmp / name).write_bytes(data)
     conn.execute("DELETE FROM meta")
-    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", str(SCHEMA_VERSION))])
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", str(SCHEMA_VERSION)), LINK_INDEX])
     conn.commit()
-    totals = conn.execute("SELECT COUNT(*), COALESCE(SUM(sections), 0) FROM articles").fetchone()
-    report.articles, report.sections = totals[0], totals[1]
-    report.links = sum(len(json.loads(r[0])) for r in conn.execute("SELECT links FROM articles"))
+    served = _served_totals(current[1]) if mode == "update" and current is not None else None
+    if served is not None:  # the served generation's totals and this update's changes to them
+        report.articles, report.sections, report.links = (a + b for a, b in zip(served, totals, strict=True))
+    else:
+        report.articles, report.sections = conn.execute("SELECT COUNT(*), COALESCE(SUM(sections), 0) "
+                                                        "FROM articles").fetchone()
+        report.links = conn.execute("SELECT COALESCE(SUM(json_array_length(links)), 0) FROM articles").fetchone()[0]
     t0 = time.perf_counter()
-    # The speller's vocabulary and table, once here rather than in every worker at start-up.
-    write_vocabulary(tmp, count_words(json.loads(r[0]) for r in conn.execute("SELECT words FROM articles")))
+    # The speller's vocabulary and table, once here rather than in every worker at start-up;
+    # an update applies its changes to the served generation's arrays when it can.
+    if mode != "update" or current is None or not update_vocabulary(tmp, vocabulary):
+        write_vocabulary(tmp, count_words(json.loads(r[0]) for r in conn.execute("SELECT words FROM articles")))
     report.timings["vocabulary"] = time.perf_counter() - t0
     conn.close()
     report.rewritten.sort()
@@ -775,15 +1138,16 @@ def drop_duplicate_slugs(parsed: dict[str, Article], unchanged: dict[str, dict],
         unchanged.pop(src, None)
 
 
-def _update_base(current, config: Config, report: BuildReport,
-                 verified: dict[tuple[int, int], dict]) -> dict[str, dict] | None:
+def _update_base(current, config: Config, report: BuildReport, verified: dict[tuple[int, int], dict],
+                 records: HashRecords | None = None) -> dict[str, dict] | None:
     """The catalog an update starts from, or None when it must be a full build: nothing is
     served, it was built another way, a file it would reuse is damaged (or cannot be checked:
-    no manifest), or its catalog cannot be read. ``verified`` receives the checked files."""
+    no manifest), or its catalog cannot be read. ``verified`` receives the checked files;
+    ``records`` spares reading the files it vouches for and receives the hashes read."""
     if current is None or _built_with(current[1]) != _build_settings(config):
         return None  # nothing to update from, or built another way
     name, folder = current
-    damage = verify_folder(folder)
+    damage = verify_folder(folder, records)
     if damage is None:
         report.issues.append(Issue("(index)", f"the served generation {name} has no manifest (built before "
                                    "manifests), so its files cannot be checked for reuse; built in full",
@@ -795,7 +1159,7 @@ def _update_base(current, config: Config, report: BuildReport,
                                    "built in full instead of reusing its files", "warning", "damaged"))
         return None
     try:
-        previous = read_catalog(folder / CATALOG)
+        previous = _read_base_catalog(folder / CATALOG)
     except BuildError as exc:
         report.issues.append(Issue("(index)", f"{exc}; built in full instead", "warning", "damaged"))
         return None
@@ -806,18 +1170,19 @@ def _update_base(current, config: Config, report: BuildReport,
     return previous
 
 
-def _write_and_check_manifest(tmp: Path, verified: dict[tuple[int, int], dict]) -> None:
+def _write_and_check_manifest(tmp: Path, verified: dict[tuple[int, int], dict],
+                              records: HashRecords | None = None) -> None:
     """Write the new generation's manifest and check the folder against it before publishing.
 
-    Files hard-linked from the served generation were hashed when they were checked for reuse
-    and are not read again; every file this build wrote is hashed from disk.
+    Files hard-linked from the served generation were checked for reuse and are not read
+    again; every file this build wrote is hashed from disk (into ``records``).
     """
     def known(path: Path) -> dict | None:
         st = os.stat(path)
         entry = verified.get((st.st_dev, st.st_ino))
         return entry if entry is not None and entry["size"] == st.st_size else None
 
-    write_manifest(tmp, known)
+    write_manifest(tmp, known, records=records)
     damage = check_sizes(tmp, read_manifest(tmp))
     if damage:
         raise BuildError(f"the new generation does not match its manifest ({damage[0]}); not published")
@@ -854,9 +1219,9 @@ def _built_with(path: Path) -> dict | None:
     return {key: info.get(key) for key in ("schema_version", *_BUILD_SETTINGS)}
 
 
-def _same_file(dir_a, dir_b, name: str) -> bool:
-    a, b = Path(dir_a) / name, Path(dir_b) / name
-    return (a.read_bytes() if a.is_file() else None) == (b.read_bytes() if b.is_file() else None)
+def _file_bytes(path: Path) -> bytes | None:
+    """A generation's own file (written by a build, never a link), or None when it has none."""
+    return path.read_bytes() if path.is_file() else None
 
 
 def _check(tmp: Path, report: BuildReport) -> None:
@@ -868,7 +1233,10 @@ def _check(tmp: Path, report: BuildReport) -> None:
         count = searcher.doc_count()
         if count != report.sections:
             raise BuildError(f"index holds {count} sections but the catalog lists {report.sections}; not published")
-        if len(searcher.search(Every(), limit=1)) == 0:
+        # A live document found again by its id: terms, postings and stored fields answer. (A
+        # search for every document would cost as much as the index is large.)
+        first = next(iter(searcher.reader().all_doc_ids()), None)
+        if first is None or len(searcher.search(Term("id", searcher.stored_fields(first)["id"]), limit=1)) == 0:
             raise BuildError("the new index answers no query; not published")
     problem = check_derived(tmp, ix)
     if problem is None:

@@ -7,6 +7,13 @@ vocabulary (sorted words and how many articles use each) and the table: every de
 variant of every usable word, sorted, with the word it came from. A worker looks a variant up
 with two binary searches. The table depends only on the set of usable words, so an update
 that adds no word keeps the served generation's (hard-linked) table and rewrites the counts.
+
+An update does not count the words of every article again: ``update_vocabulary`` applies
+the changes (each removed article's words -1, each written one's +1) to the served arrays,
+inserting and dropping words and their deletion variants, so its cost follows the articles
+changed and the arrays' size, not the number of articles. It writes exactly the arrays a full
+count would (``write_vocabulary``); where it cannot be sure of that it declines, and the
+caller counts in full.
 """
 
 from __future__ import annotations
@@ -83,6 +90,96 @@ def write_vocabulary(folder: Path, counts: dict[str, int]) -> None:
     _save(_path(folder, "owners"), np.asarray([i for _, i in pairs], dtype=np.int32))
     _save(_path(folder, "usable"), usable_ids)
     _save(_path(folder, "table_words"), _strings(usable))
+
+
+def _usable_word(word: str, max_word: int = MAX_WORD) -> bool:
+    return 4 <= len(word) <= max_word and word.isalpha()
+
+
+def _exact_width(array: np.ndarray) -> np.ndarray:
+    """``array`` (bytes) in the narrowest width that holds it, as ``_strings`` makes it."""
+    width = int(np.char.str_len(array).max()) if len(array) else 1
+    return array.astype(f"S{max(width, 1)}")
+
+
+def _insert_sorted(array: np.ndarray, values: list[bytes]) -> np.ndarray:
+    """Sorted ``array`` with sorted ``values`` (none already in it) inserted in order."""
+    if not values:
+        return array
+    new = np.array(values)
+    wide = array.astype(f"S{max(array.dtype.itemsize, new.dtype.itemsize)}")
+    return np.insert(wide, np.searchsorted(array, new), new)
+
+
+def update_vocabulary(folder: Path, delta: dict[str, int]) -> bool:
+    """Apply ``delta`` (articles using each word, gained or lost) to the vocabulary arrays
+    that ``folder`` holds from the served generation; False, writing nothing, when it cannot
+    (no arrays, the ``MAX_VOCABULARY`` cut in play, counts that do not add up): the caller
+    then counts in full with ``write_vocabulary``."""
+    folder = Path(folder)
+    try:
+        arrays = {k: np.load(_path(folder, k), allow_pickle=False) for k in FILES}
+    except (OSError, ValueError):
+        return False
+    words, counts, table_words = arrays["words"], arrays["counts"], arrays["table_words"]
+    if len(words) != len(counts) or len(table_words) >= MAX_VOCABULARY:
+        return False  # the cut may keep other words: only a full count knows which
+    keys = sorted(w for w, d in delta.items() if d)
+    if not keys:
+        return True
+    encoded = np.array([w.encode("utf-8") for w in keys])
+    change = np.asarray([delta[w] for w in keys], dtype=np.int64)
+    pos = np.searchsorted(words, encoded)
+    found = pos < len(words)
+    found[found] = words[pos[found]] == encoded[found]
+    new_counts = counts.copy()
+    new_counts[pos[found]] += change[found]
+    if (new_counts < 0).any() or (change[~found] <= 0).any():
+        return False
+    gone = pos[found][new_counts[pos[found]] == 0]
+    added = [keys[i] for i in np.flatnonzero(~found).tolist()]
+    if not len(gone) and not added:
+        _save(_path(folder, "counts"), new_counts)
+        return True
+    keep = np.ones(len(words), dtype=bool)
+    keep[gone] = False
+    kept_words = words[keep]
+    add = [w.encode("utf-8") for w in added]
+    new_words = _exact_width(_insert_sorted(kept_words, add))
+    places = np.searchsorted(kept_words, np.array(add)) if add else np.empty(0, dtype=np.int64)
+    new_counts = np.insert(new_counts[keep], places, change[~found])
+
+    removed_usable = [bytes(w) for w in words[gone].tolist() if _usable_word(bytes(w).decode("utf-8"))]
+    added_usable = [w for w in added if _usable_word(w)]
+    if removed_usable or added_usable:
+        if len(table_words) - len(removed_usable) + len(added_usable) > MAX_VOCABULARY:
+            return False
+        variants, owners = arrays["variants"], arrays["owners"]
+        kept = ~np.isin(table_words, np.array(removed_usable)) if removed_usable else np.ones(len(table_words), bool)
+        new_usable = _exact_width(_insert_sorted(table_words[kept], [w.encode("utf-8") for w in added_usable]))
+        # Owners are positions in the usable words: renumber the kept ones (order is kept, so
+        # the table stays sorted by variant then owner) and insert the new words' variants.
+        renumber = np.full(len(table_words), -1, dtype=np.int64)
+        renumber[kept] = np.searchsorted(new_usable, table_words[kept])
+        mask = kept[owners] if len(owners) else np.zeros(0, dtype=bool)
+        kept_variants, kept_owners = variants[mask], renumber[owners[mask]]
+        pairs = sorted((v.encode("utf-8"), int(np.searchsorted(new_usable, w.encode("utf-8"))))
+                       for w in added_usable for v in deletions(w))
+        at = [int(np.searchsorted(kept_variants, v, "left")) for v, _ in pairs]
+        at = [lo + int(np.searchsorted(kept_owners[lo:np.searchsorted(kept_variants, v, "right")], o))
+              for lo, (v, o) in zip(at, pairs, strict=True)]
+        new_variants = _exact_width(np.insert(
+            kept_variants.astype(f"S{max(kept_variants.dtype.itemsize, max((len(v) for v, _ in pairs), default=1))}"),
+            at, [v for v, _ in pairs]))
+        new_owners = np.insert(kept_owners, at, [o for _, o in pairs]).astype(np.int32)
+        _save(_path(folder, "variants"), new_variants)
+        _save(_path(folder, "owners"), new_owners)
+        _save(_path(folder, "table_words"), new_usable)
+        table_words = new_usable
+    _save(_path(folder, "words"), new_words)
+    _save(_path(folder, "counts"), new_counts.astype(np.int64))
+    _save(_path(folder, "usable"), np.searchsorted(new_words, table_words).astype(np.int64))
+    return True
 
 
 def _same_usable(folder: Path, usable: list[str]) -> bool:

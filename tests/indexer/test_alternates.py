@@ -15,7 +15,7 @@ from indexer.alternates import (
     parse_alternates,
     unknown_sections,
 )
-from indexer.publish import build, current_generation
+from indexer.publish import SYNONYMS, build, current_generation
 from service.search import Engine
 from tests.indexer.test_publish import assert_same_as_full_rebuild, documents, served
 
@@ -38,7 +38,21 @@ def test_lines_name_a_section_and_a_phrasing_with_comments_and_blank_lines_ignor
 def test_an_anchor_may_be_percent_encoded_or_hold_a_colon():
     parsed = parse_alternates("a#part-1%2F2: first half\nb#step:one: the first step\nc#x:tight\n")
     assert [(p.section, p.text) for p in parsed.phrasings] == [
-        ("a#part-1/2", "first half"), ("b#step:one", "the first step"), ("c#x", "tight")]
+        ("a#part-1%2F2", "first half"), ("b#step:one", "the first step"), ("c#x", "tight")]
+    assert parsed.by_section() == {"a#part-1%2F2": ["first half"], "a#part-1/2": ["first half"],
+                                   "b#step:one": ["the first step"], "c#x": ["tight"]}
+
+
+def test_an_id_holding_a_literal_percent_sequence_is_found_as_written_or_decoded():
+    parsed = parse_alternates("w#a%41b: literal\nw#x%2Fy: encoded\n")
+    assert unknown_sections(parsed, ["w#a%41b", "w#x/y"]) == []  # as the API shows each id
+    assert ["w#x%2Fy" in i.message for i in unknown_sections(parsed, ["w#aAb"])] == [True]  # decoded, a%41b is aAb
+
+
+def test_a_byte_order_mark_control_characters_and_unicode_line_breaks_do_not_split_or_leak():
+    parsed = parse_alternates("\ufeff# saved by Notepad\r\na#b: null\x00byte\x1b[31m red\u2028still one\r\n")
+    assert parsed.issues == []
+    assert [(p.section, p.text, p.line) for p in parsed.phrasings] == [("a#b", "null byte [31m red still one", 2)]
 
 
 def test_malformed_lines_are_errors_naming_their_line():
@@ -61,14 +75,38 @@ def test_a_repeated_phrasing_is_indexed_once_and_sections_group_by_article():
     assert parsed.slugs() == {"a": {"a#b": ["Same words"], "a#c": ["other"]}, "z": {"z#y": ["more"]}}
 
 
+def folder(tmp_path, name: str) -> Path:
+    (tmp_path / name).mkdir()
+    return tmp_path / name
+
+
 def test_a_missing_file_is_empty_and_an_unreadable_one_an_issue(tmp_path):
-    assert load_alternates(tmp_path / "alternates.txt").phrasings == []
-    bad = tmp_path / "latin1.txt"
-    bad.write_bytes("a#b: caf\xe9\n".encode("latin-1"))
-    assert codes(load_alternates(bad)) == ["encoding"]
-    big = tmp_path / "big.txt"
-    big.write_bytes(b"# x\n" * (MAX_FILE_BYTES // 4 + 1))
-    assert codes(load_alternates(big)) == ["too-large"]
+    assert load_alternates(folder(tmp_path, "none")).phrasings == []
+    (folder(tmp_path, "latin1") / "alternates.txt").write_bytes("a#b: caf\xe9\n".encode("latin-1"))
+    assert codes(load_alternates(tmp_path / "latin1")) == ["encoding"]
+    (folder(tmp_path, "big") / "alternates.txt").write_bytes(b"# x\n" * (MAX_FILE_BYTES // 4 + 1))
+    assert codes(load_alternates(tmp_path / "big")) == ["too-large"]
+    (folder(tmp_path, "dir") / "alternates.txt").mkdir()
+    assert codes(load_alternates(tmp_path / "dir")) == ["not-a-file"]
+
+
+def test_a_link_out_of_the_corpus_is_refused_and_never_read(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root#x: the secret line\n", encoding="utf-8")
+    corpus = folder(tmp_path, "corpus")
+    (corpus / "alternates.txt").symlink_to(secret)
+    parsed = load_alternates(corpus)
+    assert codes(parsed) == ["outside-corpus"] and parsed.phrasings == [] and parsed.data is None
+    assert "secret line" not in " ".join(i.message for i in parsed.issues)
+    (corpus / "alternates.txt").unlink()
+    (corpus / "alternates.txt").symlink_to("/proc/self/status")  # reports 0 bytes: capped while read
+    assert codes(load_alternates(corpus)) == ["outside-corpus"]
+    inside = corpus / "editors" / "phrasings.txt"
+    inside.parent.mkdir()
+    inside.write_text("a#b: kept\n", encoding="utf-8")
+    (corpus / "alternates.txt").unlink()
+    (corpus / "alternates.txt").symlink_to(inside)  # a link within the corpus is fine
+    assert [p.text for p in load_alternates(corpus).phrasings] == ["kept"]
 
 
 def test_unknown_section_ids_are_errors():
@@ -164,3 +202,37 @@ def test_validate_fails_on_an_unknown_section_and_names_it(config):
     ok = subprocess.run([sys.executable, "-m", "indexer.cli", "validate"], capture_output=True, text=True,
                         env=env, cwd=Path(__file__).resolve().parents[2], timeout=120)
     assert ok.returncode == 0, ok.stdout
+
+
+def test_a_build_keeps_the_phrasings_it_parsed_even_if_the_file_is_saved_meanwhile(config, monkeypatch):
+    """The file was parsed at one step and copied at another: an edit in between left the
+    generation holding a file its documents did not match, and later updates saw no change."""
+    import indexer.publish as publish
+
+    alternates = Path(config.corpus_dir) / "alternates.txt"
+    alternates.write_text(SHRINK, encoding="utf-8")
+    real = publish.write_derived
+
+    def edited_during_the_build(folder, ix):
+        alternates.write_text("goals-of-psychotherapy#coping-skills: giraffe two\n", encoding="utf-8")
+        return real(folder, ix)
+
+    monkeypatch.setattr(publish, "write_derived", edited_during_the_build)
+    build(config)
+    monkeypatch.setattr(publish, "write_derived", real)
+    assert (served(config.index_dir) / "alternates.txt").read_text(encoding="utf-8") == SHRINK
+    report = build(config, mode="update")  # the saved edit is seen as a change
+    assert report.published and top_ids(config, "giraffe two")[0] == "goals-of-psychotherapy#coping-skills"
+    assert top_ids(config, "what does a shrink do") == []
+
+
+def test_synonyms_linked_from_outside_the_corpus_are_refused(config, tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("root, secret\n", encoding="utf-8")
+    synonyms = Path(config.corpus_dir) / SYNONYMS
+    synonyms.unlink()
+    synonyms.symlink_to(outside)
+    report = build(config)
+    assert [i.code for i in report.errors] == ["outside-corpus"]
+    assert not (served(config.index_dir) / SYNONYMS).exists()
+

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import indexer.cli as cli
+import indexer.publish as publish
 from indexer.cli import main
 from indexer.exitcodes import ExitCode
 from indexer.publish import build_lock, current_generation
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpus"
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -59,6 +64,27 @@ def test_update_prints_what_it_rewrote_and_says_when_nothing_changed(capsys, sma
     assert out.startswith("published generation 000002-")
     assert "changed 1, removed 0, rewritten 1" in out
     assert "  rewritten: grief.html" in out
+
+
+def test_update_rehash_reads_every_page_again(capsys, small_corpus, tmp_path, monkeypatch):
+    corpus, index = small_corpus(), tmp_path / "index"
+    run(capsys, "build", *paths(corpus, index))
+    seen = []
+    real = publish.build
+    monkeypatch.setattr(cli, "build", lambda *a, **k: (seen.append(k.get("rehash")), real(*a, **k))[1])
+    code, out, _ = run(capsys, "update", "--rehash", *paths(corpus, index))
+    assert code == ExitCode.OK and out.startswith("nothing changed;")
+    run(capsys, "update", *paths(corpus, index))
+    assert seen == [True, False]
+
+
+def test_the_cli_loads_neither_the_crawler_nor_tqdm_to_update():
+    # Every update starts a process: what it imports (httpx for the crawler) and never runs is
+    # paid each time.
+    code = ("import sys, indexer.cli; "
+            "print(sorted(m for m in ('httpx', 'tqdm', 'indexer.crawl') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
 
 
 def test_stats_before_any_build_exits_1_with_a_clear_message(capsys, small_corpus, tmp_path):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from indexer.corpus import (
     LinkMap,
+    corpus_entries,
     decode,
     fingerprint,
     is_non_article_link,
@@ -354,6 +355,17 @@ def test_iter_files_skips_readme_synonyms_and_hidden_files_and_recurses(tmp_path
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("<p>x</p>")
     assert [str(p.relative_to(tmp_path)) for p in iter_files(tmp_path)] == ["a.htm", "b.html", "sub/c.html", "x.txt"]
+
+
+def test_corpus_entries_list_what_iter_files_lists_in_the_same_path_order(tmp_path):
+    # "a-b.html" sorts before "a/b.html" as a string ("-" < "/") but after it as a path ("a" < "a-b").
+    for name in ("a-b.html", "a/b.html", "a/a/c.html", "a.html", "b/.hidden/x.html", "README.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("<p>x</p>")
+    entries = corpus_entries(tmp_path)
+    assert [source for source, _ in entries] == [str(p.relative_to(tmp_path)) for p in iter_files(tmp_path)]
+    assert [source for source, _ in entries] == ["a/a/c.html", "a/b.html", "a-b.html", "a.html"]
+    assert all(Path(entry.path) == tmp_path / source for source, entry in entries)
 
 
 def test_fingerprint_ignores_key_order_but_not_values():

@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
 
+import indexer.manifest as manifest_module
 from indexer.cli import main
 from indexer.exitcodes import ExitCode
 from indexer.manifest import (
     MANIFEST,
+    RACY_FINE_SECONDS,
+    RACY_SECONDS,
+    REHASH_AFTER_SECONDS,
+    VERIFIED,
     Damage,
+    HashRecords,
     check_sizes,
     compute_manifest,
+    racy_window_ns,
     read_manifest,
     verify,
     verify_folder,
@@ -155,3 +163,94 @@ def test_cli_verify_json_names_the_damaged_files(generation, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["intact"] is False
     assert report["damaged"] == [{"file": seg.name, "problem": "missing"}]
+
+
+# --------------------------------------------------------------------------- hash records
+
+
+@pytest.fixture
+def hour_later(monkeypatch):
+    """A clock an hour ahead: the files look written long before they were hashed."""
+    monkeypatch.setattr(manifest_module, "_now_ns", lambda: time.time_ns() + 3600 * 10**9)
+
+
+def counting_hashes(monkeypatch) -> list[str]:
+    read: list[str] = []
+    real = manifest_module.file_sha256
+
+    def spy(path):
+        read.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(manifest_module, "file_sha256", spy)
+    return read
+
+
+def test_hash_records_spare_reading_the_files_they_vouch_for(generation, tmp_path, hour_later, monkeypatch):
+    _, folder = generation
+    read = counting_hashes(monkeypatch)
+    records = HashRecords()
+    assert verify(folder, read_manifest(folder), records=records) == []
+    assert sorted(read) == sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)
+    records.save(tmp_path / VERIFIED, folder.iterdir())
+    read.clear()
+    assert verify_folder(folder, HashRecords.load(tmp_path / VERIFIED)) == []
+    assert read == []
+
+
+def test_hash_records_do_not_hide_a_change_of_size_or_mtime(generation, tmp_path, hour_later):
+    _, folder = generation
+    records = HashRecords()
+    verify(folder, read_manifest(folder), records=records)
+    records.save(tmp_path / VERIFIED, folder.iterdir())
+    seg = segment_file(folder)
+    flip_a_byte(seg)  # rewritten in place: same size, a new mtime
+    assert verify_folder(folder, HashRecords.load(tmp_path / VERIFIED)) == [
+        Damage(seg.name, "content differs from the manifest (SHA-256)")]
+
+
+def test_hash_records_vouch_only_for_the_hash_the_manifest_expects(generation):
+    _, folder = generation
+    seg = segment_file(folder)
+    later = time.time_ns() + 3600 * 10**9
+    st = seg.stat()
+    records = HashRecords({f"{st.st_dev}:{st.st_ino}": [st.st_size, st.st_mtime_ns, "0" * 64, later]}, now_ns=later)
+    assert not records.trusted(st, read_manifest(folder)["files"][seg.name]["sha256"])
+    assert records.trusted(st, "0" * 64)
+
+
+def test_hash_records_older_than_the_rehash_period_or_within_the_racy_window_are_not_trusted(generation):
+    _, folder = generation
+    seg = segment_file(folder)
+    st = seg.stat()
+    digest = read_manifest(folder)["files"][seg.name]["sha256"]
+    key = f"{st.st_dev}:{st.st_ino}"
+    hashed = st.st_mtime_ns + racy_window_ns(st.st_mtime_ns) + 1
+    assert HashRecords({key: [st.st_size, st.st_mtime_ns, digest, hashed]}, now_ns=hashed).trusted(st, digest)
+    # A write later in the same clock tick as the hashed one would keep the mtime: not trusted.
+    racy = st.st_mtime_ns + racy_window_ns(st.st_mtime_ns) - 1
+    assert not HashRecords({key: [st.st_size, st.st_mtime_ns, digest, racy]}, now_ns=racy).trusted(st, digest)
+    stale = hashed + int(REHASH_AFTER_SECONDS * 1e9)
+    assert not HashRecords({key: [st.st_size, st.st_mtime_ns, digest, hashed]}, now_ns=stale).trusted(st, digest)
+
+
+def test_the_racy_window_is_a_clock_tick_unless_the_file_system_keeps_whole_seconds():
+    assert racy_window_ns(1_700_000_000_123_456_789) == int(RACY_FINE_SECONDS * 1e9)
+    assert racy_window_ns(1_700_000_000_000_000_000) == int(RACY_SECONDS * 1e9)  # ext3, HFS+, FAT
+    assert racy_window_ns(1_700_000_000_123_456_789, 1_700_000_001_000_000_000) == int(RACY_SECONDS * 1e9)
+    assert RACY_FINE_SECONDS >= 0.01  # the coarse kernel clock's tick at HZ=100
+
+
+def test_unreadable_hash_records_trust_nothing(tmp_path):
+    for text in ("{not json", '{"format": 1, "files": []}', '{"format": 99, "files": {}}', '[]'):
+        (tmp_path / VERIFIED).write_text(text, encoding="utf-8")
+        assert HashRecords.load(tmp_path / VERIFIED).entries == {}
+    assert HashRecords.load(tmp_path / "missing.json").entries == {}
+
+
+def test_a_manifest_written_with_records_records_the_files_it_read(tmp_path, hour_later):
+    (tmp_path / "a").write_bytes(b"alpha")
+    records = HashRecords()
+    manifest = write_manifest(tmp_path, records=records)
+    st = (tmp_path / "a").stat()
+    assert records.trusted(st, manifest["files"]["a"]["sha256"])

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -15,11 +16,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from whoosh import index as whoosh_index
 
+import indexer.manifest as manifest
 import indexer.publish as publish
+import indexer.spelltable as spelltable
+from indexer.corpus import LinkMap
 from indexer.derived import open_derived
-from indexer.manifest import MANIFEST, compute_manifest, read_manifest, verify_folder
+from indexer.manifest import (
+    MANIFEST,
+    compute_manifest,
+    read_manifest,
+    verify_folder,
+    write_manifest,
+)
 from indexer.publish import (
     CATALOG,
     CURRENT,
@@ -131,6 +143,25 @@ def derived_content(generation: Path) -> dict:
     return out
 
 
+def link_index(generation: Path) -> dict[str, list[tuple]]:
+    """The catalog's link index (what ``LinkMap`` is built from), every table's rows sorted."""
+    conn = sqlite3.connect(generation / CATALOG)
+    try:
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+                for t in ("link_claims", "link_hosts", "link_refs")}
+    finally:
+        conn.close()
+
+
+def vocabulary_arrays(generation: Path) -> dict[str, tuple]:
+    """The speller's arrays (``indexer.spelltable``): dtype and content of each."""
+    out = {}
+    for kind in spelltable.FILES:
+        array = np.load(spelltable._path(generation, kind), allow_pickle=False)
+        out[kind] = (array.dtype.str, array.tolist())
+    return out
+
+
 def generation_names(index_dir: Path) -> list[str]:
     return sorted(p.name for p in (Path(index_dir) / GENERATIONS).iterdir())
 
@@ -163,6 +194,8 @@ def assert_same_as_full_rebuild(config, make_config, tmp_path, report) -> None:
     assert {s: (r["slug"], r["doc_hash"], r["links"]) for s, r in ours.items()} == {
         s: (r["slug"], r["doc_hash"], r["links"]) for s, r in theirs.items()
     }
+    assert link_index(updated) == link_index(rebuilt)
+    assert vocabulary_arrays(updated) == vocabulary_arrays(rebuilt)
 
 
 @pytest.fixture(scope="module")
@@ -699,8 +732,8 @@ def test_a_generation_that_does_not_match_its_manifest_is_not_published(built, m
     before = served(config.index_dir).name
     real_write = publish.write_manifest
 
-    def write_then_damage(folder, known=None):
-        manifest = real_write(folder, known)
+    def write_then_damage(folder, known=None, **kwargs):
+        manifest = real_write(folder, known, **kwargs)
         truncate(folder / CATALOG, 10)
         return manifest
 
@@ -723,3 +756,302 @@ def test_an_index_folder_whose_path_holds_uri_characters_is_updated_incrementall
     assert not [i for i in report.issues if i.code == "damaged"]
     assert read_catalog(served(config.index_dir) / CATALOG)
 
+
+
+def test_update_after_removing_the_article_a_link_named_resolves_it_to_the_next_claim_like_a_full_build(
+        config, make_config, tmp_path, write_page):
+    corpus = Path(config.corpus_dir)
+    write_page(corpus, "p.html", "P", page_body("p", "Pebbles"), canonical="https://mypsychotherapy.example/zeta/")
+    write_page(corpus, "zeta.html", "Zeta", page_body("z", "Zebras"), canonical="https://mypsychotherapy.example/other/")
+    write_page(corpus, "linker.html", "Linker",
+               '<h2 id="l">Links</h2><p>See <a href="/zeta/">the zeta page</a> before the first session; '
+               "it explains what the weekly work looks like in some detail.</p>")
+    build(config)
+    # Slugs come from the canonical URLs: p.html is "zeta", zeta.html is "other".
+    assert documents(served(config.index_dir))["linker#l"]["meta"]["related"][0]["slug"] == "zeta"
+    (corpus / "p.html").unlink()
+    report = build(config, mode="update")
+    assert report.mode == "update" and "linker.html" in report.rewritten
+    # "/zeta/" was p.html's own URL; now only zeta.html's file name claims it.
+    assert documents(served(config.index_dir))["linker#l"]["meta"]["related"][0]["slug"] == "other"
+    assert_same_as_full_rebuild(config, make_config, tmp_path, report)
+
+
+def test_update_after_a_canonical_makes_a_host_the_sites_own_resolves_every_link_again(
+        config, make_config, tmp_path, write_page):
+    corpus = Path(config.corpus_dir)
+    write_page(corpus, "linker.html", "Linker",
+               '<h2 id="l">Links</h2><p>See <a href="https://blog.example.org/calm/">the calm page</a> before the '
+               "first session; it explains what the weekly work looks like in some detail.</p>")
+    build(config)
+    assert documents(served(config.index_dir))["linker#l"]["meta"]["related"] == []
+    write_page(corpus, "calm.html", "Calm", page_body("c", "Calm"), canonical="https://blog.example.org/calm/")
+    report = build(config, mode="update")
+    assert report.mode == "update" and report.rewritten == ["calm.html", "linker.html"]
+    assert documents(served(config.index_dir))["linker#l"]["meta"]["related"][0]["slug"] == "calm"
+    assert_same_as_full_rebuild(config, make_config, tmp_path, report)
+
+
+def test_update_from_a_catalog_without_the_link_index_fills_it_in(built, make_config, tmp_path):
+    config = built
+    old = served(config.index_dir)
+    conn = sqlite3.connect(old / CATALOG)  # as a generation built before the link index
+    conn.executescript("DROP TABLE link_claims; DROP TABLE link_hosts; DROP TABLE link_refs; "
+                       "DELETE FROM meta WHERE key = 'link_index';")
+    conn.close()
+    write_manifest(old)
+    edit(Path(config.corpus_dir) / ANALYSIS, "The patient often lies on a couch", "Patients often lie on a couch")
+    report = build(config, mode="update")
+    assert report.mode == "update" and report.rewritten == [ANALYSIS]
+    assert_same_as_full_rebuild(config, make_config, tmp_path, report)
+
+
+def test_update_applies_the_vocabulary_changes_without_counting_every_article_again(
+        built, make_config, tmp_path, monkeypatch):
+    config = built
+
+    def no_full_count(*args, **kwargs):
+        raise AssertionError("an update counted every article's words")
+
+    monkeypatch.setattr(publish, "count_words", no_full_count)
+    edit(Path(config.corpus_dir) / ANALYSIS, "The patient often lies on a couch",
+         "The patient often lies on a chaiselongue")  # a word no article used: a new speller entry
+    report = build(config, mode="update")
+    assert report.rewritten == [ANALYSIS]
+    words = np.load(spelltable._path(served(config.index_dir), "table_words")).tolist()
+    assert b"chaiselongue" in words
+    monkeypatch.undo()
+    assert_same_as_full_rebuild(config, make_config, tmp_path, report)
+
+
+# --------------------------------------------------------------------------- stat shortcuts
+
+
+@pytest.fixture
+def later(monkeypatch):
+    """Clocks an hour ahead, so that every file looks written long before the build looked at
+    it: stamps and hash records are taken (and trusted) as they are for files edited earlier."""
+    hour = 3600 * 10**9
+    monkeypatch.setattr(publish, "_now_ns", lambda: time.time_ns() + hour)
+    monkeypatch.setattr(manifest, "_now_ns", lambda: time.time_ns() + hour)
+
+
+@pytest.fixture
+def reads(monkeypatch, built):
+    """The corpus pages an update opens, and the generation files it hashes."""
+    corpus = str(Path(built.corpus_dir))
+    opened: dict[str, list[str]] = {"pages": [], "hashed": []}
+    real_open, real_hash = open, manifest.file_sha256
+
+    def spy_open(path, *args, **kwargs):
+        if str(path).startswith(corpus):
+            opened["pages"].append(os.path.relpath(path, corpus))
+        return real_open(path, *args, **kwargs)
+
+    def spy_hash(path):
+        opened["hashed"].append(Path(path).name)
+        return real_hash(path)
+
+    monkeypatch.setattr(publish, "open", spy_open, raising=False)
+    monkeypatch.setattr(manifest, "file_sha256", spy_hash)
+    return opened
+
+
+def test_an_update_reads_only_the_pages_whose_stat_changed(built, make_config, tmp_path, later, reads):
+    config = built
+    assert not build(config, mode="update").published  # the first one reads all and takes stamps
+    assert sorted(reads["pages"]) == sorted([GOALS, ANALYSIS, ONLINE, NOTES])
+    reads["pages"].clear()
+    assert not build(config, mode="update").published
+    assert reads["pages"] == []
+    edit(Path(config.corpus_dir) / ANALYSIS, "The patient often lies on a couch",
+         "The patient often lies on a comfortable couch")
+    report = build(config, mode="update")
+    assert report.changed == [ANALYSIS] and report.rewritten == [ANALYSIS]
+    assert reads["pages"] == [ANALYSIS]
+    assert_same_as_full_rebuild(config, make_config, tmp_path, report)
+
+
+def test_an_edit_that_keeps_the_size_and_the_mtime_is_still_found(built, make_config, tmp_path, later, reads):
+    config = built
+    build(config, mode="update")
+    page = Path(config.corpus_dir) / ANALYSIS
+    before = page.stat()
+    edit(page, "The patient often lies on a couch", "The patient often lies on a divan")  # "couch" → "divan"
+    os.utime(page, ns=(before.st_atime_ns, before.st_mtime_ns))  # as `cp -p` or `rsync -t` would
+    after = page.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    reads["pages"].clear()
+    report = build(config, mode="update")
+    assert report.changed == [ANALYSIS] and reads["pages"] == [ANALYSIS]
+    assert "divan" in documents(served(config.index_dir))["how-long-does-psychoanalysis-take#how-often-are-sessions"]["answer"]
+    assert_same_as_full_rebuild(config, make_config, tmp_path, report)
+
+
+def test_a_page_replaced_by_another_file_is_read_again(built, later, reads):
+    config = built
+    build(config, mode="update")
+    page = Path(config.corpus_dir) / ANALYSIS
+    before = page.stat()
+    text = page.read_text(encoding="utf-8").replace("The patient often lies on a couch", "The patient often lies on a divan")
+    replacement = page.with_name(".new")
+    replacement.write_text(text, encoding="utf-8")
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(replacement, page)  # an editor's atomic save: a new inode
+    reads["pages"].clear()
+    assert build(config, mode="update").changed == [ANALYSIS]
+    assert reads["pages"] == [ANALYSIS]
+
+
+def test_pages_written_within_a_clock_tick_of_the_scan_get_no_stamp_and_are_read_again(
+        built, reads, monkeypatch):
+    config = built
+    copied = max(max(p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in Path(config.corpus_dir).iterdir())
+    monkeypatch.setattr(publish, "_now_ns", lambda: copied + 1)  # the scan starts as the last copy ends
+    build(config, mode="update")
+    monkeypatch.setattr(publish, "_now_ns", time.time_ns)
+    reads["pages"].clear()
+    build(config, mode="update")
+    assert sorted(reads["pages"]) == sorted([GOALS, ANALYSIS, ONLINE, NOTES])
+
+
+def test_a_stamp_is_taken_only_when_mtime_and_ctime_are_older_than_the_racy_window(tmp_path):
+    page = tmp_path / "a.html"
+    page.write_text("<p>a</p>")
+    st = page.stat()
+    stamps = publish.CorpusStamps(None)
+    stamps.note("a.html", st, "digest", scan_started_ns=max(st.st_mtime_ns, st.st_ctime_ns) + 1)
+    assert stamps.fresh == {}  # a write later in the same clock tick would keep the same stamp
+    stamps.note("a.html", st, "digest", scan_started_ns=max(st.st_mtime_ns, st.st_ctime_ns)
+                + manifest.racy_window_ns(st.st_mtime_ns, st.st_ctime_ns) + 1)
+    assert stamps.fresh == {"a.html": (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, "digest")}
+    assert not stamps.vouches("a.html", st, "digest")  # only recorded stamps vouch
+    assert not publish.CorpusStamps(None, trust=False).vouches("a.html", st, "digest")
+
+
+def test_update_with_rehash_reads_every_page_and_hashes_every_served_file(built, later, reads):
+    config = built
+    build(config, mode="update")
+    reads["pages"].clear()
+    reads["hashed"].clear()
+    assert not build(config, mode="update", rehash=True).published
+    assert sorted(reads["pages"]) == sorted([GOALS, ANALYSIS, ONLINE, NOTES])
+    assert sorted(reads["hashed"]) == sorted(p.name for p in served(config.index_dir).iterdir() if p.name != MANIFEST)
+
+
+def test_damaged_stamp_and_hash_records_are_ignored_and_rebuilt(built, later, reads):
+    config = built
+    build(config, mode="update")
+    index_dir = Path(config.index_dir)
+    (index_dir / publish.STAMPS).write_bytes(b"this is not a database" * 100)
+    (index_dir / manifest.VERIFIED).write_text("{not json", encoding="utf-8")
+    reads["pages"].clear()
+    assert not build(config, mode="update").published
+    assert len(reads["pages"]) == 4
+    reads["pages"].clear()
+    reads["hashed"].clear()
+    assert not build(config, mode="update").published
+    assert reads["pages"] == [] and reads["hashed"] == []
+
+
+def test_a_page_that_changes_while_an_update_reads_it_is_refused(tmp_path):
+    (tmp_path / "a.html").write_bytes(b"<p>now</p>")
+    pages = publish.Pages(tmp_path, None, known={"a.html": "digest of what was there before"})
+    pages.unchanged.add("a.html")
+    with pytest.raises(BuildError, match="changed while the update ran"):
+        pages["a.html"]
+
+
+def test_the_served_files_are_hashed_once_then_trusted_while_their_stat_holds(built, later, reads):
+    config = built
+    build(config, mode="update")  # hashes the served generation (a copy: no record fits it)
+    assert reads["hashed"]
+    reads["hashed"].clear()
+    assert not build(config, mode="update").published
+    assert reads["hashed"] == []
+
+
+def test_an_update_over_a_served_file_changed_in_place_builds_in_full_despite_the_records(built, later, reads):
+    config = built
+    build(config, mode="update")
+    damaged = served(config.index_dir)
+    segment = next(damaged.glob("MAIN_*.pst"))
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    segment.write_bytes(bytes(data))  # same size, a new mtime
+    report = build(config, mode="update")
+    assert report.published and report.mode == "full"
+    [issue] = [i for i in report.issues if i.code == "damaged"]
+    assert segment.name in issue.message and "SHA-256" in issue.message
+    assert verify_folder(served(config.index_dir)) == []
+
+
+def test_update_with_rehash_finds_damage_that_kept_the_size_and_the_mtime(built, later):
+    config = built
+    build(config, mode="update")
+    damaged = served(config.index_dir)
+    segment = next(damaged.glob("MAIN_*.pst"))
+    st = segment.stat()
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    os.utime(segment, ns=(st.st_atime_ns, st.st_mtime_ns))  # a failing disk, or `touch -d`
+    report = build(config, mode="update", rehash=True)
+    assert report.published and report.mode == "full"
+    assert [i.code for i in report.issues if i.source == "(index)"] == ["damaged"]
+    assert verify_folder(served(config.index_dir)) == []
+
+
+SEGMENTS = st.sampled_from(["zeta", "Zeta", "other", "index.html", "a%20b", "caf\u00e9", "x.htm", ""])
+ENTRY = st.tuples(SEGMENTS, SEGMENTS, st.one_of(st.none(), st.sampled_from(
+    ["https://mypsychotherapy.example/zeta/", "https://blog.example.org/zeta", "/other/", "https://x.example/"])))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(ENTRY, max_size=6))
+def test_the_link_index_claims_exactly_what_link_map_resolves(raw):
+    entries = [(f"s{i}-{a}".strip("-") or f"s{i}", f"/{b}/", canonical, f"{a or 'page'}{i}.html")
+               for i, (a, b, canonical) in enumerate(raw)]
+    best: dict[str, tuple] = {}
+    hosts = {"mypsychotherapy.example"}
+    for slug, url, canonical, source in entries:
+        keys, host = publish._link_claims(slug, url, canonical, source)
+        hosts.update([host] if host else [])
+        for key, rank in keys:
+            best[key] = min(best.get(key, (rank, source, slug)), (rank, source, slug))
+    link_map = LinkMap(entries, "https://mypsychotherapy.example/")
+    assert link_map.by_key == {key: claim[2] for key, claim in best.items()}
+    assert link_map.hosts == hosts
+
+
+def test_update_after_an_article_moves_to_another_url_resolves_links_to_it_like_a_full_build(
+        config, make_config, tmp_path, write_page):
+    corpus = Path(config.corpus_dir)
+    write_page(corpus, "p.html", "P", page_body("p", "Pebbles"), canonical="https://mypsychotherapy.example/zeta/")
+    write_page(corpus, "linker.html", "Linker",
+               '<h2 id="l">Links</h2><p>See <a href="/zeta/">the zeta page</a> and <a href="/p.html">the same '
+               "page by its file</a> before the first session; it explains the weekly work in some detail.</p>")
+    build(config)
+    write_page(corpus, "p.html", "P", page_body("p", "Pebbles"), canonical="https://mypsychotherapy.example/zeta-new/")
+    report = build(config, mode="update")
+    assert report.mode == "update" and report.rewritten == ["linker.html", "p.html"]
+    assert [r["slug"] for r in documents(served(config.index_dir))["linker#l"]["meta"]["related"]] == ["zeta-new"]
+    assert "broken-link" in [i.code for i in report.issues if i.source == "linker.html"]
+    assert_same_as_full_rebuild(config, make_config, tmp_path, report)
+
+
+def test_update_counts_from_the_served_totals_and_from_the_catalog_when_they_are_not_recorded(
+        built, make_config, tmp_path):
+    config = built
+    old = served(config.index_dir)
+    info = json.loads((old / GENERATION_INFO).read_text(encoding="utf-8"))
+    assert (info["articles"], info["sections"], info["links"]) == (4, 46, 9)
+    del info["links"]  # as a build that did not record it
+    (old / GENERATION_INFO).write_text(json.dumps(info), encoding="utf-8")
+    write_manifest(old)
+    nothing = build(config, mode="update")
+    assert not nothing.published and (nothing.articles, nothing.sections, nothing.links) == (4, 46, 9)
+    (Path(config.corpus_dir) / ONLINE).unlink()
+    report = build(config.replace(max_section_loss=0.5), mode="update")
+    assert report.published and (report.articles, report.sections) == (3, 38)
+    assert_same_as_full_rebuild(config, make_config, tmp_path, report)
