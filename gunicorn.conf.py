@@ -20,6 +20,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `indexer` and `service` importable
 
+from gunicorn.glogging import Logger  # noqa: E402
+
 from indexer.settings import load_config  # noqa: E402
 from service.middleware import truncate_address  # noqa: E402
 
@@ -74,6 +76,23 @@ proc_name = "faq-search"
 accesslog = None
 errorlog = "-"
 loglevel = str(_config.log_level).lower()
+
+
+class QuietAccessLogger(Logger):
+    """gunicorn's logger without its access log. With ``logconfig_dict`` set, gunicorn builds
+    every request's access-log fields (a dict of the whole environ and all headers, a
+    strftime) before its logger, set to CRITICAL below, drops the line: up to 0.1 ms per
+    request on the 2-core machine, a sixth of the worker time of a /healthz request."""
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return False
+
+    def access(self, resp, req, environ, request_time) -> None:
+        return None
+
+
+logger_class = QuietAccessLogger
 
 # Metrics: every worker writes its values to files in PROMETHEUS_MULTIPROC_DIR (prometheus_client's
 # multiprocess mode) and /metrics adds them up. The folder is set up in the master before any

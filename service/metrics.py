@@ -15,6 +15,7 @@ import os
 import time
 import weakref
 from datetime import datetime
+from functools import lru_cache
 
 import falcon
 from prometheus_client import (
@@ -89,11 +90,20 @@ def status_class(code: int) -> str:
     return f"{code // 100}xx" if 100 <= code < 600 else "other"
 
 
+# (route, status class) → its counter and histogram children. ``labels()`` takes a lock and
+# builds the label tuple on every call; routes and classes are few, the children live for the
+# process (and follow it across a fork: prometheus_client checks the pid on every write).
+_request_children: dict[tuple[str, str], tuple] = {}
+
+
 def observe_request(route: str | None, code: int, seconds: float) -> None:
     route = route or UNMATCHED
     cls = status_class(code)
-    REQUESTS.labels(route, cls).inc()
-    LATENCY.labels(route, cls).observe(seconds)
+    children = _request_children.get((route, cls))
+    if children is None:
+        children = _request_children[(route, cls)] = (REQUESTS.labels(route, cls), LATENCY.labels(route, cls))
+    children[0].inc()
+    children[1].observe(seconds)
     if route == "/v1/suggest" and cls == "2xx":
         SUGGEST_LATENCY.observe(seconds)
 
@@ -120,6 +130,7 @@ def observe_reindex(mode: str, outcome: str, seconds: float | None) -> None:
         REINDEX_DURATION.labels(mode, outcome).observe(max(seconds, 0.0))
 
 
+@lru_cache(maxsize=16)
 def _timestamp(created: str | None) -> float | None:
     if not created:
         return None
@@ -129,12 +140,14 @@ def _timestamp(created: str | None) -> float | None:
         return None
 
 
-def observe_generation(engine) -> None:
-    """Report the generation ``engine`` serves (cheap when it has not changed: one stat)."""
-    try:
-        gen = engine.generation()
-    except NoIndex:
-        return
+def observe_generation(engine, gen=None) -> None:
+    """Report the generation ``engine`` serves (cheap when it has not changed: one stat), or
+    ``gen``, the one it was just found to serve (then not even the stat)."""
+    if gen is None:
+        try:
+            gen = engine.generation()
+        except NoIndex:
+            return
     previous = _served.get(engine)
     created = _timestamp(gen.info.get("created"))
     if created is not None:
@@ -195,4 +208,4 @@ class RequestMetrics:
         route = req.uri_template if resource is not None else None
         observe_request(route, resp.status_code, seconds)
         if getattr(resource, "engine", None) is self.engine:
-            observe_generation(self.engine)
+            observe_generation(self.engine, getattr(req.context, "generation", None))

@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from datetime import UTC, datetime
 
 import falcon
@@ -33,10 +32,18 @@ PREFLIGHT_MAX_AGE = 600
 # --------------------------------------------------------------------------- access log
 
 
+# A dotted-quad IPv4 address as ``ipaddress`` accepts it (ASCII digits, no leading zeros):
+# what a socket peer or nginx's $remote_addr always is, so the usual case skips its parser.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PLAIN_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+
+
 def truncate_address(addr: str | None) -> str:
     """The client's network, never the client: IPv4 to its /24, IPv6 to its /48."""
     if not addr:
         return "-"
+    if _PLAIN_IPV4.fullmatch(addr):
+        return addr[:addr.rfind(".")] + ".0"
     try:
         ip = ipaddress.ip_address(addr.split("%", 1)[0])
     except ValueError:
@@ -55,14 +62,20 @@ def client_address(req: falcon.Request) -> str | None:
     forwarded = req.get_header("X-Forwarded-For")
     if forwarded and peer:
         try:
-            from_proxy = ipaddress.ip_address(peer.split("%", 1)[0]).is_loopback
-            last = forwarded.split(",")[-1].strip()
-            if from_proxy:
-                ipaddress.ip_address(last.split("%", 1)[0])
+            if _is_loopback(peer):
+                last = forwarded.split(",")[-1].strip()
+                if not _PLAIN_IPV4.fullmatch(last):
+                    ipaddress.ip_address(last.split("%", 1)[0])
                 return last
         except ValueError:
             pass
     return peer
+
+
+def _is_loopback(addr: str) -> bool:
+    if _PLAIN_IPV4.fullmatch(addr):
+        return addr.startswith("127.")
+    return ipaddress.ip_address(addr.split("%", 1)[0]).is_loopback
 
 
 class AccessLog:
@@ -79,6 +92,8 @@ class AccessLog:
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         started = getattr(req.context, "started", None)
         duration = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        if not access_log.isEnabledFor(logging.INFO):
+            return
         access_log.info(json.dumps({
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "method": req.method,
@@ -97,6 +112,15 @@ REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 
 
+def new_request_id() -> str:
+    """A random version-4 UUID as 32 hex digits, what ``uuid.uuid4().hex`` gives, without
+    building a ``UUID`` object (a sixth of the cost: this runs on every request)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b.hex()
+
+
 class RequestId:
     """Each request gets an id, echoed in ``X-Request-Id`` and the access log line.
 
@@ -108,7 +132,7 @@ class RequestId:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         given = req.get_header(REQUEST_ID_HEADER)
-        req.context.request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        req.context.request_id = given if given and _REQUEST_ID.fullmatch(given) else new_request_id()
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:
         request_id = getattr(req.context, "request_id", None)
@@ -147,8 +171,10 @@ class Cors:
         return self.any or origin.rstrip("/").lower() in self.origins
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.method != "OPTIONS":
+            return
         method = req.get_header("Access-Control-Request-Method")
-        if req.method != "OPTIONS" or method is None:
+        if method is None:
             return
         # A preflight: answered here for every path, without running a responder.
         resp.status = falcon.HTTP_204
@@ -201,11 +227,14 @@ class HttpCache:
 
     def etag(self, req: falcon.Request) -> str | None:
         try:
-            generation = self.engine.generation().name
+            generation = self.engine.generation()
         except NoIndex:
             return None
+        # Resources (cache keys) and metrics reuse it rather than look the served generation
+        # up again (a stat of the CURRENT pointer each time).
+        req.context.generation = generation
         # The host too: /openapi.json names the server it was fetched from.
-        key = "\0".join((generation, self.api_version, req.netloc, req.path, req.query_string or ""))
+        key = "\0".join((generation.name, self.api_version, req.netloc, req.path, req.query_string or ""))
         return 'W/"' + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32] + '"'
 
     @staticmethod

@@ -91,8 +91,11 @@ class _Cached:
         self.cache = cache
         self.analytics = analytics  # service.analytics.Analytics: counts for editors, None in bare setups
 
-    def cached(self, endpoint: str, q: str, params: tuple, compute: Callable[[], dict]) -> dict:
-        generation = self.engine.generation().name
+    def cached(self, endpoint: str, q: str, params: tuple, compute: Callable[[], dict],
+               req: falcon.Request | None = None) -> dict:
+        # The generation HttpCache found for the ETag, when it ran: no second look-up.
+        gen = getattr(req.context, "generation", None) if req is not None else None
+        generation = (gen if gen is not None else self.engine.generation()).name
         key = (generation, endpoint, q, params)
         return self.cache.get_or_compute(
             key, compute, lambda: self.engine.generation().name == generation
@@ -120,7 +123,7 @@ class SearchResource(_Cached):
         article = _single(req, "article") or None
         result = self.cached(
             "search", q, (limit, offset, article),
-            lambda: self.engine.search(q, limit=limit, offset=offset, article=article),
+            lambda: self.engine.search(q, limit=limit, offset=offset, article=article), req,
         )
         metrics.observe_search(result, offset)
         if self.analytics is not None:
@@ -139,7 +142,7 @@ class SearchResource(_Cached):
 class AnswerResource(_Cached):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         q = query_param(req, self.config)
-        resp.media = self.cached("answer", q, (), lambda: self.engine.answer(q))
+        resp.media = self.cached("answer", q, (), lambda: self.engine.answer(q), req)
         metrics.observe_answer(resp.media)
         if self.analytics is not None:
             self.analytics.record_answer(q, resp.media)
@@ -154,7 +157,7 @@ class SuggestResource(_Cached):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         q = query_param(req, self.config, keep_trailing_space=True)
         limit = int_param(req, "limit", 8, 1, 20)
-        resp.media = self.cached("suggest", q, (limit,), lambda: self.engine.suggest(q, limit=limit))
+        resp.media = self.cached("suggest", q, (limit,), lambda: self.engine.suggest(q, limit=limit), req)
 
 
 def _encodable(text: str) -> bool:
