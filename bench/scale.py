@@ -11,8 +11,10 @@ For each size: full build and one-page update (subprocesses, wall time and peak 
 index size; in-process search p50/p99 over the same query sample for our engine (first
 pass on a fresh engine, then warm) and tantivy; then 2 gunicorn workers of each app:
 ready time, USS/PSS per worker (``/proc/<pid>/smaps_rollup``), and ``wrk`` at 8
-connections on search (req/s, p50/p99). A least-squares exponent k of figure ∝ size^k is
-fitted per figure. Budget: about 3 min at 1×, 8 min at 4×, 25 min at 10× on 2 cores.
+connections on search (our response cache off), the two apps' runs interleaved over
+``--rounds`` rounds (medians; the ratio is the median of the per-round ratios). A
+least-squares exponent k of figure ∝ size^k is fitted per figure. Budget: about 5 min at
+1×, 10 min at 4×, 25 min at 10× on 2 cores.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -119,7 +122,8 @@ def tantivy_search(tix):
         words = re.findall(r"\w+", q)
         if not words:
             return []
-        query = tix.parse_query(" ".join(words), ["question", "title", "answer"])
+        # Lower-cased: AND, OR and NOT in capitals are tantivy query operators (LiveQA has them).
+        query = tix.parse_query(" ".join(words).lower(), ["question", "title", "answer"])
         hits = searcher.search(query, 10).hits
         return [searcher.doc(a)["id"] for _, a in hits]
     return search
@@ -163,24 +167,52 @@ def gunicorn(app: str, env: dict, log_path: Path) -> tuple[subprocess.Popen, int
     raise RuntimeError(f"{app} not ready in 300 s")
 
 
-def http_phase(app: str, env: dict, work: Path, paths: list[str], seconds: float) -> dict:
-    proc, port, ready = gunicorn(app, env, work / f"{app.split(':')[0]}.log")
+def http_phase(apps: dict[str, tuple[str, dict]], work: Path, paths: list[str], seconds: float,
+               rounds: int = 3) -> dict[str, dict]:
+    """Each app (name → gunicorn app, environment) under gunicorn at once: ready time,
+    memory once every query was served, then a warm-up run and ``rounds`` interleaved
+    ``wrk`` runs (one per app per round, so both meet the same moments of a shared machine).
+    Per app: the runs and their median req/s, p50 and p99 (``round_ratios`` compares)."""
+    servers: dict[str, tuple[subprocess.Popen, int]] = {}
+    out: dict[str, dict] = {}
     try:
-        # Touch every query once on each worker so the memory figure is a serving one.
-        for p in paths[:200]:
-            bl.http_get(port, p, timeout=30)
-        mem = [memory(pid) for pid in bl.children_of(proc.pid)]
-        out = {"ready_s": ready, "workers": mem}
+        for name, (app, env) in apps.items():
+            proc, port, ready = gunicorn(app, env, work / f"{name}.log")
+            servers[name] = (proc, port)
+            # Touch every query once on each worker so the memory figure is a serving one.
+            for p in paths[:200]:
+                bl.http_get(port, p, timeout=30)
+            out[name] = {"ready_s": ready, "workers": [memory(pid) for pid in bl.children_of(proc.pid)], "runs": []}
         try:
             wrk = bl.ensure_wrk()
-            res = bl.run_wrk(wrk, port, bl.write_lua(work / "scale.lua", paths), "search", 8, seconds)
-            out.update(rps=res.rps, p50_ms=res.p50_ms, p99_ms=res.p99_ms, errors=res.errors)
         except bl.WrkMissing as exc:
-            out["wrk"] = str(exc)
+            for result in out.values():
+                result["wrk"] = str(exc)
+            return out
+        lua = bl.write_lua(work / "scale.lua", paths)
+        for _, port in servers.values():  # a warm-up run each, not recorded
+            bl.run_wrk(wrk, port, lua, "search", 8, max(2.0, seconds / 4))
+        for _ in range(rounds):
+            for name, (_, port) in servers.items():
+                res = bl.run_wrk(wrk, port, lua, "search", 8, seconds)
+                out[name]["runs"].append({"rps": res.rps, "p50_ms": res.p50_ms, "p99_ms": res.p99_ms,
+                                          "errors": res.errors})
+        for result in out.values():
+            for key in ("rps", "p50_ms", "p99_ms"):
+                result[key] = statistics.median(r[key] for r in result["runs"])
+            result["errors"] = sum(r["errors"] for r in result["runs"])
         return out
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(30)
+        for proc, _ in servers.values():
+            os.killpg(proc.pid, 15)
+            proc.wait(30)
+
+
+def round_ratios(ours: dict, reference: dict) -> float | None:
+    """The median over rounds of ours ÷ reference req/s (runs of a round are seconds apart)."""
+    pairs = [a["rps"] / b["rps"] for a, b in zip(ours.get("runs", []), reference.get("runs", []), strict=True)
+             if b["rps"]]
+    return statistics.median(pairs) if pairs else None
 
 
 def exponent(sizes: list[float], values: list[float | None]) -> float | None:
@@ -195,7 +227,7 @@ def exponent(sizes: list[float], values: list[float | None]) -> float | None:
 
 
 def run_scale(factors: list[int], work: Path, data_dir: Path, n_queries: int = 300,
-              http_seconds: float = 10.0, base_corpus: Path | None = None) -> dict:
+              http_seconds: float = 10.0, base_corpus: Path | None = None, rounds: int = 3) -> dict:
     from eval import datasets
     from service.search import Engine
 
@@ -234,11 +266,12 @@ def run_scale(factors: list[int], work: Path, data_dir: Path, n_queries: int = 3
         time_queries(search, queries)
         row["tantivy_warm"] = time_queries(search, queries)
         log(f"scale {n}x: gunicorn, ours and the tantivy app")
-        row["http_ours"] = http_phase("service.app:create_app()",
-                                      {"FAQ_INDEX_DIR": str(index), "FAQ_CORPUS_DIR": str(corpus),
-                                       "FAQ_CACHE_SIZE": "0"}, work, paths, http_seconds)
-        row["http_tantivy"] = http_phase("tantivy_app:create_app()", {"TANTIVY_INDEX": str(work / f"tantivy-{n}x")},
-                                         work, paths, http_seconds)
+        http = http_phase({"ours": ("service.app:create_app()",
+                                    {"FAQ_INDEX_DIR": str(index), "FAQ_CORPUS_DIR": str(corpus), "FAQ_CACHE_SIZE": "0"}),
+                           "tantivy": ("tantivy_app:create_app()", {"TANTIVY_INDEX": str(work / f"tantivy-{n}x")})},
+                          work, paths, http_seconds, rounds)
+        row["http_ours"], row["http_tantivy"] = http["ours"], http["tantivy"]
+        row["http_ratio"] = round_ratios(http["ours"], http["tantivy"])
         rows.append(row)
         log(f"scale {n}x: {json.dumps(row)}")
     sizes = [r["sections"] for r in rows]
@@ -259,8 +292,8 @@ def render(result: dict) -> str:
     f = bl.fmt
     lines = ["| size | sections | build s | update s | update peak MB | generation MB | open s | "
              "first p50/p99 ms | warm p50/p99 ms | tantivy p50/p99 ms | ready s | USS/PSS MB per worker | "
-             "HTTP req/s (8 conn) | HTTP p50/p99 ms | tantivy app req/s | tantivy app USS MB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "HTTP req/s (8 conn) | HTTP p50/p99 ms | tantivy app req/s | ours ÷ tantivy app | tantivy app USS MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         ho, ht = r["http_ours"], r["http_tantivy"]
         mem = ", ".join(f"{f(w['uss_mb'], 0)}/{f(w['pss_mb'], 0)}" for w in ho["workers"])
@@ -271,7 +304,7 @@ def render(result: dict) -> str:
             f"{f(r['ours_warm']['p50_ms'], 2)} / {f(r['ours_warm']['p99_ms'], 2)} | "
             f"{f(r['tantivy_warm']['p50_ms'], 2)} / {f(r['tantivy_warm']['p99_ms'], 2)} | "
             f"{f(ho['ready_s'], 1)} | {mem} | {f(ho.get('rps'), 0)} | {f(ho.get('p50_ms'), 1)} / "
-            f"{f(ho.get('p99_ms'), 1)} | {f(ht.get('rps'), 0)} | "
+            f"{f(ho.get('p99_ms'), 1)} | {f(ht.get('rps'), 0)} | {f(r.get('http_ratio'), 2)} | "
             f"{', '.join(f(w['uss_mb'], 0) for w in ht['workers'])} |")
     exps = ", ".join(f"{k} {f(v, 2)}" for k, v in result["exponents"].items())
     lines += ["", f"Growth exponents (figure ∝ sections^k): {exps}."]
@@ -287,13 +320,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", type=Path, default=None, help="an already rendered 1× corpus to reuse")
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved wrk runs per app and size (medians)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
     args = p.parse_args(argv)
     from eval import datasets
 
     data_dir = datasets.shared_data_dir()
     result = run_scale([int(x) for x in args.scale.split(",")], args.workdir, data_dir, args.queries,
-                       args.duration, args.corpus)
+                       args.duration, args.corpus, args.rounds)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
     print(render(result))

@@ -20,7 +20,8 @@ class Search:
         results = []
         if words:
             searcher = self.index.searcher()
-            query = self.index.parse_query(" ".join(words), ["question", "title", "answer"])
+            # Lower-cased: AND, OR and NOT in capitals are tantivy query operators.
+            query = self.index.parse_query(" ".join(words).lower(), ["question", "title", "answer"])
             for score, address in searcher.search(query, 10).hits:
                 doc = searcher.doc(address)
                 results.append({"id": doc["id"][0], "question": doc["question"][0], "score": score})

@@ -38,8 +38,11 @@ FORMAT = 1
 PREFIX = "derived."
 KINDS = ("terms", "offsets", "ids", "tf", "len")
 # Per segment, what a worker used to read from every stored document when it opened a
-# generation: string columns (one UTF-8 blob, an offset row per column) and positions.
-DOC_COLUMNS = ("id", "slug", "question", "qterms", "words", "url", "answer_hash", "alternates")
+# generation, and what a result shows (``shown_json``), which Whoosh's stored fields give
+# only by unpickling a compressed record per result: string columns (one UTF-8 blob, an
+# offset row per column) and positions.
+DOC_COLUMNS = ("id", "slug", "question", "qterms", "words", "url", "answer_hash", "alternates", "shown")
+SHOWN = ("id", "question", "answer", "slug", "url", "breadcrumbs", "related")
 DOC_KINDS = ("blob", "offsets", "position")
 VOCABULARY_PREFIX = f"{PREFIX}vocabulary."  # indexer.spelltable's generation-wide arrays
 # Per segment, where the words of each answer's first SNIPPET_SCAN characters are (the part
@@ -112,11 +115,21 @@ def _doc_name(segment: str, kind: str) -> str:
 
 def doc_row(stored: dict) -> tuple[str, ...]:
     """One document's row of the document table, in ``DOC_COLUMNS`` order: its id, slug,
-    question, analysed question terms and question words (space-joined), URL, answer hash
-    and editors' alternate phrasings (one a line)."""
+    question, analysed question terms and question words (space-joined), URL, answer hash,
+    editors' alternate phrasings (one a line) and ``shown_json``."""
     question = stored["question"]
     return (stored["id"], stored["slug"], question, " ".join(analyze(question)), " ".join(words(question)),
-            stored["meta"]["url"], stored["meta"]["answer_hash"], stored.get("alternates", ""))
+            stored["meta"]["url"], stored["meta"]["answer_hash"], stored.get("alternates", ""),
+            shown_json(stored))
+
+
+def shown_json(stored: dict) -> str:
+    """The ``shown`` column: what a result shows of a section, the values of ``SHOWN`` (related
+    articles by slug) as one JSON array, decoded in one call per result."""
+    meta = stored["meta"]
+    return json.dumps([stored["id"], stored["question"], stored["answer"], stored["slug"], meta["url"],
+                       meta["breadcrumbs"], [r["slug"] for r in meta["related"]]],
+                      ensure_ascii=False, separators=(",", ":"))
 
 
 def derive_documents(folder: Path, segment_reader, segment: str) -> None:
@@ -276,8 +289,11 @@ class Documents:
         """The UTF-8 bytes of ``column`` of each of ``docnums``, undecoded."""
         c = self.column_index[column]
         docs = np.asarray(docnums, dtype=np.int64)
-        part_of = np.zeros(len(docs), dtype=np.int64) if len(self.parts) == 1 else \
-            np.searchsorted(self.bases, docs, "right") - 1
+        if len(self.parts) == 1:  # a full build: one segment, bounds in two fancy indexings
+            _, blob, offsets = self.parts[0]
+            row = offsets[c]
+            return [blob[a:b].tobytes() for a, b in zip(row[docs].tolist(), row[docs + 1].tolist(), strict=True)]
+        part_of = np.searchsorted(self.bases, docs, "right") - 1
         out: list[bytes] = []
         for k, d in zip(part_of.tolist(), docs.tolist(), strict=True):
             base, blob, offsets = self.parts[k]

@@ -32,7 +32,7 @@ from whoosh.lang import stemmer_for_language
 from whoosh.support.charset import accent_map
 from whoosh.system import pack_uint
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6  # 6: the document table holds what a result shows (answer, breadcrumbs, related)
 
 #: Longest word kept, in characters (after case and accent folding). The longest words in
 #: English dictionaries have about 45 letters ("pneumonoultramicroscopicsilicovolcanoconiosis");

@@ -338,9 +338,16 @@ class Scorer:
             return np.empty(0, dtype=np.int64), empty, empty
         docs = _union(ids_parts, self.n_all)
         all_ids = np.concatenate(ids_parts) if len(ids_parts) > 1 else ids_parts[0]
-        at = np.searchsorted(docs, all_ids)
-        scores = np.bincount(at, weights=np.concatenate(score_parts), minlength=len(docs))
-        covered = np.bincount(at, weights=np.concatenate(cover_parts), minlength=len(docs))
+        all_scores, all_cover = np.concatenate(score_parts), np.concatenate(cover_parts)
+        if len(all_ids) * 8 >= self.n_all:
+            # Postings of the order of the index: a sum per document number, then the matched
+            # ones, is cheaper than locating each posting in ``docs`` (the same sums in the same order).
+            scores = np.bincount(all_ids, weights=all_scores, minlength=self.n_all)[docs]
+            covered = np.bincount(all_ids, weights=all_cover, minlength=self.n_all)[docs]
+        else:
+            at = np.searchsorted(docs, all_ids)
+            scores = np.bincount(at, weights=all_scores, minlength=len(docs))
+            covered = np.bincount(at, weights=all_cover, minlength=len(docs))
         total_weight = sum(weights) + extra_weight
         coverage = covered / total_weight if total_weight else covered
         final = scores * np.power(coverage, self.p) if self.p else scores

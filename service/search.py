@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import orjson
 
+from indexer.derived import SHOWN
 from indexer.schema import words
 from indexer.settings import Config
 from service.generations import Generation, Generations, NoIndex
@@ -132,20 +134,45 @@ class Engine:
         found = dict(zip(docnums, table.matches(docnums, table.wanted(terms), MAX_MATCHES), strict=True))
         return lambda docnum, answer: snippet_from_matches(answer, *found[docnum])
 
-    def _result(self, gen: Generation, docnum: int, stored: dict, score: float,
+    def _shown(self, gen: Generation, docnums: list[int]) -> list[dict]:
+        """What results show of ``docnums``: id, question, answer, slug, url, breadcrumbs and
+        related slugs. From the build's document table where the generation has one (slices
+        of a shared map); else, and on the plain path, from Whoosh's stored fields (a
+        compressed pickle per document). Tests hold the two equal."""
+        documents = gen.derived.documents if gen.derived is not None else None
+        if documents is None or self.plain:
+            searcher = gen.searcher()
+            out = []
+            for d in docnums:
+                stored = searcher.stored_fields(d)
+                meta = stored["meta"]
+                out.append({"id": stored["id"], "question": stored["question"], "answer": stored["answer"],
+                            "slug": stored["slug"], "url": meta["url"], "breadcrumbs": meta["breadcrumbs"],
+                            "related": [r["slug"] for r in meta["related"]]})
+            return out
+        return [dict(zip(SHOWN, orjson.loads(raw), strict=True)) for raw in documents.raw("shown", docnums)]
+
+    def _results(self, gen: Generation, hits: list[tuple[int, float, float]],
+                 snippet: Callable[[int, str], str] | None) -> list[dict]:
+        """The API's results for ``hits`` (docnum, score, …); ``snippet`` None leaves
+        snippets empty (evaluation only)."""
+        docnums = [d for d, _, _ in hits]
+        return [self._result(gen, d, row, score, snippet)
+                for (d, score, _), row in zip(hits, self._shown(gen, docnums), strict=True)]
+
+    def _result(self, gen: Generation, docnum: int, row: dict, score: float,
                 snippet: Callable[[int, str], str] | None) -> dict:
-        """A section as the API shows it; ``snippet`` None leaves it empty (evaluation only)."""
-        meta = stored["meta"]
+        """A section as the API shows it, from its ``_shown`` row."""
         return {
-            "id": stored["id"],
-            "question": stored["question"],
-            "answer": stored["answer"],
-            "snippet": snippet(docnum, stored["answer"]) if snippet is not None else "",
+            "id": row["id"],
+            "question": row["question"],
+            "answer": row["answer"],
+            "snippet": snippet(docnum, row["answer"]) if snippet is not None else "",
             "score": round(float(score), 4),
-            "url": self._url(meta["url"]),
-            "breadcrumbs": meta["breadcrumbs"],
-            "article": self._article_ref(gen, stored["slug"]),
-            "related": [self._article_ref(gen, r["slug"]) for r in meta["related"]],
+            "url": self._url(row["url"]),
+            "breadcrumbs": row["breadcrumbs"],
+            "article": self._article_ref(gen, row["slug"]),
+            "related": [self._article_ref(gen, slug) for slug in row["related"]],
         }
 
     def _scores(self, gen: Generation, plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -219,10 +246,9 @@ class Engine:
             # A pair is adjacent in the question when " a b " occurs in its space-joined terms
             # (terms hold no spaces): tested on the table's bytes, nothing decoded or split.
             keys = [f" {a} {b} ".encode("utf-8", "surrogatepass") for a, b in zip(tokens, tokens[1:], strict=False)]
-            live = gen.derived.live
-            for docnum, text in zip(docnums, documents.raw("qterms", docnums), strict=True):
-                padded = b" " + text + b" " if live[docnum] else b""
-                adjacent = sum(1 for key in keys if key in padded)
+            live = gen.derived.live[np.asarray(docnums, dtype=np.int64)].tolist()
+            for alive, text in zip(live, documents.raw("qterms", docnums), strict=True):
+                adjacent = sum(map((b" " + text + b" ").__contains__, keys)) if alive else 0
                 out.append(1.0 + boost * adjacent / (len(tokens) - 1))
             return out
         wanted = Counter(zip(tokens, tokens[1:], strict=False))
@@ -241,13 +267,12 @@ class Engine:
             raise NotFound(f"no article with slug {article!r}")
         plan = self.plan(gen, q)
         hits, total = self._ranked(gen, plan, limit, offset, article)
-        searcher = gen.searcher()
         snippet = self._snippets(gen, plan.terms if snippets else None, [d for d, _, _ in hits])
         return {
             "query": q,
             "total": total,
             "did_you_mean": plan.did_you_mean,
-            "results": [self._result(gen, d, searcher.stored_fields(d), score, snippet) for d, score, _ in hits],
+            "results": self._results(gen, hits, snippet),
         }
 
     def answer(self, q: str, alternatives: int = 3, *, snippets: bool = True) -> dict:
@@ -262,10 +287,9 @@ class Engine:
         hits, _ = self._ranked(gen, plan, 1 + alternatives)
         if not hits:
             return {"query": q, "answer": None, "confidence": 0.0, "alternatives": []}
-        searcher = gen.searcher()
         confidence = hits[0][2]
         snippet = self._snippets(gen, plan.terms if snippets else None, [d for d, _, _ in hits])
-        results = [self._result(gen, d, searcher.stored_fields(d), score, snippet) for d, score, _ in hits]
+        results = self._results(gen, hits, snippet)
         best = results[0] if confidence >= self.config.answer_threshold else None
         return {
             "query": q,
@@ -342,7 +366,7 @@ class Engine:
             if slug not in gen.articles:
                 raise NotFound(f"no article with slug {slug!r}")
             raise NotFound(f"article {slug!r} has no section #{anchor}")
-        return self._result(gen, docnum, searcher.stored_fields(docnum), 0.0, self._snippets(gen, frozenset(), [docnum]))
+        return self._results(gen, [(docnum, 0.0, 0.0)], self._snippets(gen, frozenset(), [docnum]))[0]
 
     def related(self, slug: str, limit: int = 10) -> dict:
         gen = self.generation()

@@ -78,11 +78,19 @@ class Handler(BaseHTTPRequestHandler):
             site.log.append((time.monotonic(), self.path, {k.lower(): v for k, v in self.headers.items()}))
             site.in_flight += 1
             site.max_in_flight = max(site.max_in_flight, site.in_flight)
+        self.counted = True
         try:
             self.answer(site)
         finally:
-            with site.lock:
-                site.in_flight -= 1
+            self.release()
+
+    def release(self) -> None:
+        """A request stops counting as in flight before its response is sent: once the client
+        has it, the next request may arrive before this thread would get to count down."""
+        if getattr(self, "counted", False):
+            self.counted = False
+            with self.server.lock:
+                self.server.in_flight -= 1
 
     def answer(self, site: Site) -> None:
         path = self.path
@@ -108,6 +116,7 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, body, headers)
 
     def reply(self, status: int, body: bytes, headers: dict[str, str] | None = None, drip: float = 0.0) -> None:
+        self.release()
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)

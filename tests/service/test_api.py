@@ -50,6 +50,13 @@ def test_search_what_is_psychotherapy_returns_the_goals_section_first(client):
     assert res.headers["content-type"] == "application/json"
 
 
+def test_response_bodies_are_utf8_json_with_non_ascii_written_as_itself(client):
+    res = client.simulate_get("/v1/search", params={"q": "psychotherapy café …"})
+    assert res.status_code == 200
+    assert "café …".encode() in res.content and b"\\u2026" not in res.content
+    assert json.loads(res.content.decode("utf-8")) == res.json
+
+
 def test_search_snippet_is_escaped_text_with_only_matched_terms_marked(client):
     top = first_result(client, "what is psychotherapy")
     marked = re.findall(r"<mark>(.*?)</mark>", top["snippet"])

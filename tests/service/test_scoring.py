@@ -113,9 +113,37 @@ def test_cached_array_scores_equal_the_plain_scores_from_whoosh_matchers(engine,
 
 
 @pytest.mark.parametrize("q", QUERIES)
+def test_summing_per_document_number_gives_the_very_sums_of_locating_each_posting(engine, q, monkeypatch):
+    gen = engine.generation()
+    plan = engine.plan(gen, q)
+    args = (plan.clauses, plan.weights, plan.unknown_weight, plan.factors, plan.boosts)
+    dense = gen.scorer.score_sparse(*args)  # postings of the order of this small index: a sum per docnum
+    monkeypatch.setattr(gen.scorer, "n_all", gen.scorer.n_all * 1000)  # now they are few: located in docs
+    located = gen.scorer.score_sparse(*args)
+    for a, b in zip(dense, located, strict=True):
+        assert np.array_equal(a, b)  # bit for bit: the same additions in the same order
+
+
+@pytest.mark.parametrize("q", QUERIES)
 def test_engine_returns_the_same_results_and_answers_as_the_plain_path(engine, plain_engine, q):
     assert engine.search(q, limit=20) == plain_engine.search(q, limit=20)
     assert engine.answer(q) == plain_engine.answer(q)
+
+
+def test_what_results_show_comes_from_the_document_table_and_equals_the_stored_fields(engine, plain_engine,
+                                                                                     monkeypatch):
+    gen = engine.generation()
+    live = np.flatnonzero(gen.scorer.live).tolist()
+    assert len(gen.derived.documents.parts) > 1  # the update's segments: base offsets are exercised
+    expected = plain_engine._shown(plain_engine.generation(), live)
+
+    def unpickle(*_):
+        raise AssertionError("a result read Whoosh's stored fields")
+
+    monkeypatch.setattr(gen.searcher(), "stored_fields", unpickle)
+    assert engine._shown(gen, live) == expected
+    assert engine._shown(gen, list(reversed(live))) == list(reversed(expected))
+    assert any(row["related"] for row in expected) and all(row["breadcrumbs"] for row in expected)
 
 
 def test_warming_the_posting_cache_changes_no_result(updated_config):
