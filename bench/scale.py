@@ -323,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved wrk runs per app and size (medians)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     from eval import datasets
 
     data_dir = datasets.shared_data_dir()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from indexer.corpus import Issue
+from indexer.corpus import Issue, outside_corpus
 
 ALTERNATES = "alternates.txt"
 SOURCE = ALTERNATES  # how its issues name it
@@ -129,10 +129,11 @@ def read_side_file(corpus_dir: Path, name: str, max_bytes: int) -> tuple[bytes |
     path = Path(corpus_dir) / name
     if not os.path.lexists(path):
         return None, []
-    root = Path(corpus_dir).resolve()
+    outside = outside_corpus(path, Path(corpus_dir).resolve())
+    if outside is not None:
+        return None, [Issue(name, f"links outside the corpus folder (to {outside}); not read", "error",
+                            "outside-corpus")]
     real = path.resolve()
-    if not real.is_relative_to(root):
-        return None, [Issue(name, f"links outside the corpus folder (to {real}); not read", "error", "outside-corpus")]
     if not real.is_file():
         return None, [Issue(name, "is not a regular file; not read", "error", "not-a-file")]
     try:

@@ -91,6 +91,14 @@ def iter_files(corpus_dir: Path, issues: list[Issue] | None = None) -> Iterator[
         yield Path(entry.path)
 
 
+def outside_corpus(path: str | Path, root: Path) -> Path | None:
+    """Where ``path`` really leads when that is outside ``root`` (the corpus folder, resolved),
+    else None. A link out of the corpus is never read: an editor's link must not publish, or
+    let a build read, any other file on the machine."""
+    real = Path(path).resolve()
+    return None if real.is_relative_to(root) else real
+
+
 def corpus_entries(corpus_dir: Path, issues: list[Issue] | None = None) -> list[tuple[str, os.DirEntry]]:
     """``iter_files`` as (path relative to the corpus, directory entry): an update compares the
     entry's ``stat()`` with the one it recorded, and makes no ``Path`` per file (on a large
@@ -112,15 +120,15 @@ def corpus_entries(corpus_dir: Path, issues: list[Issue] | None = None) -> list[
             if entry.name.startswith(".") or entry.name in IGNORED_NAMES:
                 continue
             source = prefix + entry.name
-            real = Path(entry.path).resolve() if entry.is_symlink() else None
-            if real is not None and not real.is_relative_to(root):
+            outside = outside_corpus(entry.path, root) if entry.is_symlink() else None
+            if outside is not None:
                 if issues is not None:
-                    issues.append(Issue(source, f"symbolic link to {real}, outside the corpus folder; skipped",
+                    issues.append(Issue(source, f"symbolic link to {outside}, outside the corpus folder; skipped",
                                         code="outside-corpus"))
                 continue
             try:
                 if entry.is_dir():
-                    real = real or Path(entry.path).resolve()
+                    real = Path(entry.path).resolve()
                     if real not in seen:
                         seen.add(real)
                         stack.append((Path(entry.path), source + os.sep))

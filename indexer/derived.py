@@ -43,6 +43,10 @@ KINDS = ("terms", "offsets", "ids", "tf", "len")
 # offset row per column) and positions.
 DOC_COLUMNS = ("id", "slug", "question", "qterms", "words", "url", "answer_hash", "alternates", "shown")
 SHOWN = ("id", "question", "answer", "slug", "url", "breadcrumbs", "related")
+# The columns a worker needs to open a generation from its table (schema 5 wrote these): an
+# older generation, served while replicas are upgraded first, keeps its table; its results
+# come from Whoosh's stored fields until a build writes ``shown``.
+OPEN_COLUMNS = DOC_COLUMNS[:8]
 DOC_KINDS = ("blob", "offsets", "position")
 VOCABULARY_PREFIX = f"{PREFIX}vocabulary."  # indexer.spelltable's generation-wide arrays
 # Per segment, where the words of each answer's first SNIPPET_SCAN characters are (the part
@@ -58,6 +62,20 @@ def _name(segment: str, field: str, kind: str) -> str:
 def _save(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as fh:
         np.save(fh, array, allow_pickle=False)
+
+
+def replace_array(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` by a rename. The old file may be an update's hard link to
+    the served generation's: it is unlinked first, never written through."""
+    path.unlink(missing_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    _save(tmp, array)
+    os.replace(tmp, path)
+
+
+def byte_strings(values: list[bytes]) -> np.ndarray:
+    """``values`` as a fixed-width bytes array, as wide as the longest (at least 1)."""
+    return np.array(values, dtype=f"S{max((len(v) for v in values), default=1)}")
 
 
 def _matcher_arrays(matcher) -> tuple[np.ndarray, np.ndarray]:
@@ -268,14 +286,15 @@ class _Segment:
 
 
 class Documents:
-    """The document table of a generation (``DOC_COLUMNS`` of every document, deleted ones
-    included), read by document number from the memory-mapped segment tables."""
+    """The document table of a generation (its manifest's ``columns`` of every document,
+    deleted ones included), read by document number from the memory-mapped segment tables."""
 
-    def __init__(self, parts: list[tuple[int, np.ndarray, np.ndarray]], positions: np.ndarray):
+    def __init__(self, parts: list[tuple[int, np.ndarray, np.ndarray]], positions: np.ndarray,
+                 columns: tuple[str, ...] = DOC_COLUMNS):
         self.parts = parts  # (base, blob, offsets) per segment, in reader order
         self.bases = np.asarray([base for base, _, _ in parts], dtype=np.int64)
         self.positions = positions
-        self.column_index = {c: i for i, c in enumerate(DOC_COLUMNS)}
+        self.column_index = {c: i for i, c in enumerate(columns)}
 
     def value(self, column: str, docnum: int) -> str:
         """One document's value of ``column``."""
@@ -412,16 +431,18 @@ class Derived:
                 lengths[f].append(load(_name(s["id"], f, "len")))
             self.segments.append(_Segment(s["base"], s["docs"], s["deleted"], tables))
         self.documents: Documents | None = None  # None for arrays written before the table
-        if manifest.get("documents") == list(DOC_COLUMNS):
+        columns = manifest.get("documents")
+        if isinstance(columns, list) and set(OPEN_COLUMNS) <= set(columns):
             parts, positions = [], []
             for s in manifest["segments"]:
                 blob, offsets = load(_doc_name(s["id"], "blob")), load(_doc_name(s["id"], "offsets"))
                 positions.append(load(_doc_name(s["id"], "position")))
-                if offsets.shape != (len(DOC_COLUMNS), s["docs"] + 1) or len(positions[-1]) != s["docs"] \
+                if offsets.shape != (len(columns), s["docs"] + 1) or len(positions[-1]) != s["docs"] \
                         or (s["docs"] and int(offsets[-1, -1]) > len(blob)):
                     raise ValueError("the document table does not match the manifest")
                 parts.append((s["base"], blob, offsets))
-            self.documents = Documents(parts, positions[0] if len(positions) == 1 else np.concatenate(positions))
+            self.documents = Documents(parts, positions[0] if len(positions) == 1 else np.concatenate(positions),
+                                       tuple(columns))
         self.snippets = _open_snippets(folder, manifest, load)
         # One segment (a full build): the mapped array itself; several: one small copy.
         self.lengths = {f: (parts[0] if len(parts) == 1 else np.concatenate(parts)) if parts
@@ -514,8 +535,16 @@ def check_derived(folder: Path, ix) -> str | None:
                 return f"the derived posting table of {field} is inconsistent"
             if len(table.ids) and (int(table.ids.max()) >= seg.docs or int(table.ids.min()) < 0):
                 return f"the derived posting table of {field} names documents outside its segment"
-    if derived.documents is None:
+    if derived.documents is None or "shown" not in derived.documents.column_index:
         return "the derived document table is missing"
+    live = np.flatnonzero(derived.live[:1024])
+    if len(live):  # a result's row decodes to what results show (else every search would fail)
+        try:
+            row = json.loads(derived.documents.raw("shown", [int(live[0])])[0])
+        except ValueError:
+            row = None
+        if not isinstance(row, list) or len(row) != len(SHOWN):
+            return "the derived document table's result rows do not decode"
     if derived.snippets is None:
         return "the derived snippet spans are missing"
     if (problem := derived.snippets.problem()) is not None:

@@ -305,7 +305,8 @@ def _next_generation_name(index_dir: Path) -> str:
     return f"{seq:06d}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -321,7 +322,7 @@ def publish_pointer(index_dir: Path, name: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, index_dir / CURRENT)
-    _fsync_dir(index_dir)
+    fsync_dir(index_dir)
 
 
 def prune(index_dir: Path, keep: int) -> list[str]:
@@ -674,7 +675,7 @@ def build(config: Config, *, mode: str = "full", force: bool = False, wait: bool
             t0 = time.perf_counter()
             final = index_dir / GENERATIONS / name
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
             publish_pointer(index_dir, name)
             report.published = True
             prune(index_dir, config.keep_generations)

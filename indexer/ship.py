@@ -27,20 +27,12 @@ from indexer.publish import (
     BuildError,
     build_lock,
     current_generation,
+    fsync_dir,
     prune,
     publish_pointer,
 )
 
 CHUNK = 1 << 20
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ShipError(BuildError):

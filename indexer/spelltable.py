@@ -18,13 +18,12 @@ caller counts in full.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from indexer.derived import VOCABULARY_PREFIX
+from indexer.derived import VOCABULARY_PREFIX, byte_strings, replace_array
 
 MAX_WORD = 24  # longer words are neither corrected nor offered (see service.spelling)
 MAX_VOCABULARY = 300_000  # only this many of the most frequent words are kept
@@ -50,16 +49,7 @@ def deletions(word: str) -> set[str]:
 
 
 def _strings(values: list[str]) -> np.ndarray:
-    encoded = [v.encode("utf-8") for v in values]
-    return np.array(encoded, dtype=f"S{max((len(v) for v in encoded), default=1)}")
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    path.unlink(missing_ok=True)  # an update's copy is a hard link to the served generation's
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
-    os.replace(tmp, path)
+    return byte_strings([v.encode("utf-8") for v in values])
 
 
 def count_words(article_words: Iterable[list[str]]) -> dict[str, int]:
@@ -76,20 +66,20 @@ def write_vocabulary(folder: Path, counts: dict[str, int]) -> None:
     words (an update's copy of the served generation), the symmetric-delete table."""
     folder = Path(folder)
     vocab = sorted(counts)
-    _save(_path(folder, "words"), _strings(vocab))
-    _save(_path(folder, "counts"), np.asarray([counts[w] for w in vocab], dtype=np.int64))
+    replace_array(_path(folder, "words"), _strings(vocab))
+    replace_array(_path(folder, "counts"), np.asarray([counts[w] for w in vocab], dtype=np.int64))
     usable = sorted(usable_words(counts))
     index_of = {w: i for i, w in enumerate(vocab)}
     usable_ids = np.asarray([index_of[w] for w in usable], dtype=np.int64)
     if all(_path(folder, k).is_file() for k in ("variants", "owners")) and _same_usable(folder, usable):
-        _save(_path(folder, "usable"), usable_ids)
+        replace_array(_path(folder, "usable"), usable_ids)
         return
     pairs = sorted((v.encode("utf-8"), i) for i, w in enumerate(usable) for v in deletions(w))
     width = max((len(v) for v, _ in pairs), default=1)
-    _save(_path(folder, "variants"), np.array([v for v, _ in pairs], dtype=f"S{width}"))
-    _save(_path(folder, "owners"), np.asarray([i for _, i in pairs], dtype=np.int32))
-    _save(_path(folder, "usable"), usable_ids)
-    _save(_path(folder, "table_words"), _strings(usable))
+    replace_array(_path(folder, "variants"), np.array([v for v, _ in pairs], dtype=f"S{width}"))
+    replace_array(_path(folder, "owners"), np.asarray([i for _, i in pairs], dtype=np.int32))
+    replace_array(_path(folder, "usable"), usable_ids)
+    replace_array(_path(folder, "table_words"), _strings(usable))
 
 
 def _usable_word(word: str, max_word: int = MAX_WORD) -> bool:
@@ -139,7 +129,7 @@ def update_vocabulary(folder: Path, delta: dict[str, int]) -> bool:
     gone = pos[found][new_counts[pos[found]] == 0]
     added = [keys[i] for i in np.flatnonzero(~found).tolist()]
     if not len(gone) and not added:
-        _save(_path(folder, "counts"), new_counts)
+        replace_array(_path(folder, "counts"), new_counts)
         return True
     keep = np.ones(len(words), dtype=bool)
     keep[gone] = False
@@ -172,13 +162,13 @@ def update_vocabulary(folder: Path, delta: dict[str, int]) -> bool:
             kept_variants.astype(f"S{max(kept_variants.dtype.itemsize, max((len(v) for v, _ in pairs), default=1))}"),
             at, [v for v, _ in pairs]))
         new_owners = np.insert(kept_owners, at, [o for _, o in pairs]).astype(np.int32)
-        _save(_path(folder, "variants"), new_variants)
-        _save(_path(folder, "owners"), new_owners)
-        _save(_path(folder, "table_words"), new_usable)
+        replace_array(_path(folder, "variants"), new_variants)
+        replace_array(_path(folder, "owners"), new_owners)
+        replace_array(_path(folder, "table_words"), new_usable)
         table_words = new_usable
-    _save(_path(folder, "words"), new_words)
-    _save(_path(folder, "counts"), new_counts.astype(np.int64))
-    _save(_path(folder, "usable"), np.searchsorted(new_words, table_words).astype(np.int64))
+    replace_array(_path(folder, "words"), new_words)
+    replace_array(_path(folder, "counts"), new_counts.astype(np.int64))
+    replace_array(_path(folder, "usable"), np.searchsorted(new_words, table_words).astype(np.int64))
     return True
 
 

@@ -19,12 +19,11 @@ opening a generation built before these files computes the same arrays in memory
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from indexer.derived import PREFIX, Documents
+from indexer.derived import PREFIX, Documents, byte_strings, replace_array
 from indexer.schema import words
 
 SUGGEST_PREFIX = f"{PREFIX}suggest."
@@ -34,10 +33,6 @@ FILES = ("entry_doc", "entry_alt", "rank", "by_rank", "by_text", "keys", "vocab"
 
 def _path(folder: Path, kind: str) -> Path:
     return Path(folder) / f"{SUGGEST_PREFIX}{kind}.npy"
-
-
-def _strings(values: list[bytes]) -> np.ndarray:
-    return np.array(values, dtype=f"S{max((len(v) for v in values), default=1)}")
 
 
 def suggest_arrays(texts: list[str], entry_doc: list[int], entry_alt: list[int]) -> dict[str, np.ndarray]:
@@ -50,7 +45,7 @@ def suggest_arrays(texts: list[str], entry_doc: list[int], entry_alt: list[int])
     rank[by_rank] = np.arange(n, dtype=np.int32)
     encoded = [t.encode("utf-8") for t in texts]
     by_text = np.asarray(sorted(range(n), key=lambda i: (encoded[i], i)), dtype=np.int32)
-    keys = _strings([encoded[i][:KEY_BYTES] for i in by_text.tolist()])
+    keys = byte_strings([encoded[i][:KEY_BYTES] for i in by_text.tolist()])
     postings: dict[bytes, list[int]] = {}
     for i, text in enumerate(texts):
         for w in dict.fromkeys(text.split(" ")) if text else ():
@@ -61,7 +56,7 @@ def suggest_arrays(texts: list[str], entry_doc: list[int], entry_alt: list[int])
     flat = np.fromiter((i for w in vocab for i in postings[w]), dtype=np.int32, count=int(offsets[-1]))
     return {"entry_doc": np.asarray(entry_doc, dtype=np.int32), "entry_alt": np.asarray(entry_alt, dtype=np.int32),
             "rank": rank, "by_rank": by_rank, "by_text": by_text, "keys": keys,
-            "vocab": _strings(vocab), "offsets": offsets, "postings": flat}
+            "vocab": byte_strings(vocab), "offsets": offsets, "postings": flat}
 
 
 def entries_of(documents: Documents, live: np.ndarray) -> tuple[list[str], list[int], list[int]]:
@@ -88,12 +83,7 @@ def entries_of(documents: Documents, live: np.ndarray) -> tuple[list[str], list[
 def write_suggestions(folder: Path, documents: Documents, live: np.ndarray) -> None:
     """Write the generation's suggester arrays (replacing an update's hard-linked copies)."""
     for kind, array in suggest_arrays(*entries_of(documents, live)).items():
-        path = _path(folder, kind)
-        path.unlink(missing_ok=True)  # a hard link to the served generation's: never write through it
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
+        replace_array(_path(folder, kind), array)
 
 
 def open_suggestions(folder: Path, doc_count_all: int) -> dict[str, np.ndarray] | None:

@@ -140,7 +140,7 @@ class Engine:
         of a shared map); else, and on the plain path, from Whoosh's stored fields (a
         compressed pickle per document). Tests hold the two equal."""
         documents = gen.derived.documents if gen.derived is not None else None
-        if documents is None or self.plain:
+        if documents is None or self.plain or "shown" not in documents.column_index:
             searcher = gen.searcher()
             out = []
             for d in docnums:

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 from whoosh import index as whoosh_index
 
-from indexer.derived import LIVE, MANIFEST, PREFIX, VOCABULARY_PREFIX, check_derived, open_derived
+from indexer.derived import (
+    LIVE,
+    MANIFEST,
+    OPEN_COLUMNS,
+    PREFIX,
+    VOCABULARY_PREFIX,
+    check_derived,
+    open_derived,
+)
 from indexer.publish import BuildError, build, current_generation
 from indexer.schema import SEARCH_FIELDS
 from indexer.settings import load_config
@@ -115,6 +123,29 @@ def test_a_generation_without_derived_arrays_opens_from_whoosh_and_answers_the_s
     assert without.generation().derived is None and with_arrays.generation().derived is not None
     for q in QUERIES:
         assert without.search(q) == with_arrays.search(q)
+
+
+def test_a_generation_whose_table_predates_result_rows_opens_from_it_and_answers_the_same(updated, tmp_path):
+    config, _, _ = updated
+    copy = tmp_path / "index"
+    shutil.copytree(config.index_dir, copy)
+    current = current_generation(copy)[1]
+    manifest = json.loads((current / MANIFEST).read_text(encoding="utf-8"))
+    manifest["documents"] = list(OPEN_COLUMNS)  # what schema 5 wrote: no "shown" column
+    (current / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    for offsets in current.glob(f"{PREFIX}*.docs.offsets.npy"):
+        np.save(offsets, np.load(offsets)[:len(OPEN_COLUMNS)])
+    (current / "MANIFEST.json").unlink()  # the integrity manifest no longer matches the edited files
+    info = json.loads((current / "GENERATION.json").read_text(encoding="utf-8"))
+    info.pop("manifest", None)
+    (current / "GENERATION.json").write_text(json.dumps(info), encoding="utf-8")
+    older = Engine(load_config(env={}, corpus_dir=config.corpus_dir, index_dir=copy))
+    documents = older.generation().derived.documents
+    assert documents is not None and "shown" not in documents.column_index  # still opened from the table
+    assert "missing" in check_derived(current, whoosh_index.open_dir(str(current)))  # never published so
+    current_engine = Engine(config)
+    for q in QUERIES:
+        assert older.search(q) == current_engine.search(q)
 
 
 def test_arrays_listing_other_segments_are_not_used(updated, tmp_path):
