@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from itertools import accumulate
 from pathlib import Path
 from urllib.parse import quote
 
@@ -54,6 +55,9 @@ def grow_corpus(base: Path, out: Path, factor: int, seed: int = SEED) -> int:
         for text in _TEXT.findall(p.read_text(encoding="utf-8")):
             freq.update(w.lower() for w in _WORDS.findall(text))
     vocab, weights = zip(*freq.most_common(), strict=True)
+    # Cumulative once: choices(vocab, weights) would accumulate the whole vocabulary per
+    # drawn word (hours at 10×); with cum_weights it bisects, drawing the very same words.
+    cum = list(accumulate(weights))
     out.mkdir(parents=True, exist_ok=True)
     count = 0
     for p in pages:
@@ -65,7 +69,7 @@ def grow_corpus(base: Path, out: Path, factor: int, seed: int = SEED) -> int:
 
             def perturb(m: re.Match, rnd=rnd) -> str:
                 def word(w: re.Match) -> str:
-                    return w.group(0) if rnd.random() < KEEP else rnd.choices(vocab, weights)[0]
+                    return w.group(0) if rnd.random() < KEEP else rnd.choices(vocab, cum_weights=cum)[0]
                 return ">" + _WORDS.sub(word, m.group(1)) + "<"
 
             (out / f"{p.stem}-c{k}.html").write_text(_TEXT.sub(perturb, html), encoding="utf-8")
