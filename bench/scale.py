@@ -134,14 +134,44 @@ def tantivy_search(tix):
 
 
 def memory(pid: int) -> dict:
-    """USS (private) and PSS of one process, MB, from smaps_rollup."""
+    """USS (private), PSS, RSS and anonymous memory of one process, MB, from smaps_rollup.
+
+    USS counts the pages of the memory-mapped generation that only this process has touched
+    so far (``Private_Clean``): page cache, which becomes shared once the other worker reads
+    the same page. ``Anonymous`` is what the process really holds alone (heap, Python objects)."""
     fields = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         parts = line.split()
         if len(parts) >= 2 and parts[1].isdigit():
             fields[parts[0].rstrip(":")] = int(parts[1])
     uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
-    return {"uss_mb": uss / 1024, "pss_mb": fields.get("Pss", 0) / 1024, "rss_mb": fields.get("Rss", 0) / 1024}
+    return {"uss_mb": uss / 1024, "pss_mb": fields.get("Pss", 0) / 1024, "rss_mb": fields.get("Rss", 0) / 1024,
+            "anon_mb": fields.get("Anonymous", 0) / 1024}
+
+
+def memory_probe(factors: list[int], work: Path, paths: list[str], counts: tuple[int, ...] = (200, 1000)) -> dict:
+    """``--memory-only``: 2 workers of our app on each size's index already built in ``work``,
+    memory of each after ``counts`` queries (cycling ``paths``), one at a time."""
+    out = {}
+    for n in factors:
+        index, corpus = work / f"index-{n}x", work / f"corpus-{n}x"
+        proc, port, ready = gunicorn("service.app:create_app()", {"FAQ_INDEX_DIR": str(index),
+                                     "FAQ_CORPUS_DIR": str(corpus), "FAQ_CACHE_SIZE": "0"}, work / "memory.log")
+        try:
+            kids = bl.children_of(proc.pid)
+            rows = [{"queries": 0, "workers": [memory(k) for k in kids]}]
+            done = 0
+            for count in counts:
+                for p in (paths * (count // len(paths) + 1))[done:count]:
+                    bl.http_get(port, p, timeout=30)
+                done = count
+                rows.append({"queries": count, "workers": [memory(k) for k in kids]})
+            out[f"{n}x"] = {"ready_s": ready, "after": rows}
+            log(f"memory {n}x: {json.dumps(out[f'{n}x'])}")
+        finally:
+            os.killpg(proc.pid, 15)
+            proc.wait(30)
+    return out
 
 
 def gunicorn(app: str, env: dict, log_path: Path) -> tuple[subprocess.Popen, int, float]:
@@ -325,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     p.add_argument("--rounds", type=int, default=3, help="interleaved wrk runs per app and size (medians)")
+    p.add_argument("--memory-only", action="store_true",
+                   help="only the workers' memory after 200 and 1,000 queries, on indexes --workdir already holds")
     p.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
     args = p.parse_args(argv)
     if args.rounds < 1:
@@ -332,6 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     from eval import datasets
 
     data_dir = datasets.shared_data_dir()
+    if args.memory_only:
+        qs = [qa["question"] for d in datasets.load_medquad(data_dir) for qa in d["qa"]]
+        random.Random(SEED).shuffle(qs)
+        paths = [f"/v1/search?q={quote(q)}" for q in qs[:args.queries]]
+        result = memory_probe([int(x) for x in args.scale.split(",")], args.workdir, paths)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
+        return 0
     result = run_scale([int(x) for x in args.scale.split(",")], args.workdir, data_dir, args.queries,
                        args.duration, args.corpus, args.rounds)
     if args.json:
