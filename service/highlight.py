@@ -113,19 +113,6 @@ def term_matches(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]
     return out
 
 
-def _window(text: str, start: int, end: int, chars: int) -> tuple[int, int]:
-    """About ``chars`` characters around the match at start:end, cut at spaces."""
-    ws = max(0, start - chars // 4)
-    if ws > 0:
-        space = text.find(" ", ws, start)
-        ws = space + 1 if space != -1 else start
-    we = min(len(text), ws + chars)
-    if we < len(text):
-        space = text.rfind(" ", end, we)
-        we = space if space != -1 else max(we, end)
-    return ws, we
-
-
 def make_snippet(answer: str, terms: frozenset[str], chars: int = 240) -> str:
     """The answer's passage of about ``chars`` characters that holds the most distinct query
     terms (then the most matches, then the earliest), HTML-escaped, with the matched words —
@@ -180,9 +167,11 @@ def snippet_from_matches(answer: str, starts: Sequence[int], ends: Sequence[int]
 
 def _best_window(answer: str, starts: list[int], ends: list[int], keys: list,
                  chars: int) -> tuple[int, int, int, int]:
-    """(window start, window end, first match inside, last + 1) of the best window: around
-    each match in turn (``_window``, inlined), the one holding the most distinct terms, then
-    the most matches, then the earliest."""
+    """(window start, window end, first match inside, last + 1) of the best window, the one
+    holding the most distinct terms, then the most matches, then the earliest. A match's
+    window is about ``chars`` characters cut at spaces: it starts after the first space in
+    [start − chars // 4, start) (else at the match, or at 0) and ends at the last space in
+    [end, window start + chars) (else there, or at the match's end)."""
     n, quarter = len(answer), chars // 4
     find, rfind = answer.find, answer.rfind
     best = (0, 0, 0)
@@ -220,7 +209,7 @@ def _best_window_arrays(answer: str, starts: Sequence[int], ends: Sequence[int],
     # SNIPPET_SCAN) and are at most ``chars`` long.
     head = answer[:int(s[-1]) + chars + 1].encode("utf-32-le", "surrogatepass")  # a code point each
     spaces = np.flatnonzero(np.frombuffer(head, dtype=np.uint32) == 32)
-    # _window: the first space in [start - chars // 4, start), else the match itself, or 0.
+    # As _best_window: the first space in [start - chars // 4, start), else the match itself, or 0.
     ws = np.maximum(s - chars // 4, 0)
     at = np.searchsorted(spaces, ws)
     space = spaces[np.minimum(at, len(spaces) - 1)] if len(spaces) else np.full(len(s), n)

@@ -70,6 +70,16 @@ def page_body(slug: str, topic: str) -> str:
             "into everyday therapy practice and the weekly sessions that usually follow.</p>")
 
 
+def write_two_claims_to_zeta(corpus: Path, write_page) -> None:
+    """A page linking to /zeta/, which two pages claim: p.html by its canonical URL (slug
+    "zeta") and zeta.html by its file name (its canonical makes its slug "other")."""
+    write_page(corpus, "p.html", "P", page_body("p", "Pebbles"), canonical="https://mypsychotherapy.example/zeta/")
+    write_page(corpus, "zeta.html", "Zeta", page_body("z", "Zebras"), canonical="https://mypsychotherapy.example/other/")
+    write_page(corpus, "linker.html", "Linker",
+               '<h2 id="l">Links</h2><p>See <a href="/zeta/">the zeta page</a> before the first session; '
+               "it explains what the weekly work looks like in some detail.</p>")
+
+
 def served(index_dir: Path) -> Path:
     current = current_generation(Path(index_dir))
     assert current is not None, "nothing is published"
@@ -637,11 +647,7 @@ def test_a_link_resolves_to_the_article_whose_own_url_it_is_not_to_a_file_of_tha
 def test_update_resolves_links_exactly_as_a_full_build_whatever_changed(
         config, make_config, tmp_path, write_page):
     corpus = Path(config.corpus_dir)
-    write_page(corpus, "p.html", "P", page_body("p", "Pebbles"), canonical="https://mypsychotherapy.example/zeta/")
-    write_page(corpus, "zeta.html", "Zeta", page_body("z", "Zebras"), canonical="https://mypsychotherapy.example/other/")
-    write_page(corpus, "linker.html", "Linker",
-               '<h2 id="l">Links</h2><p>See <a href="/zeta/">the zeta page</a> before the first session; '
-               "it explains what the weekly work looks like in some detail.</p>")
+    write_two_claims_to_zeta(corpus, write_page)
     build(config)
     write_page(corpus, "zeta.html", "Zeta", page_body("z", "Zebras and more"),
                canonical="https://mypsychotherapy.example/other/")
@@ -761,11 +767,7 @@ def test_an_index_folder_whose_path_holds_uri_characters_is_updated_incrementall
 def test_update_after_removing_the_article_a_link_named_resolves_it_to_the_next_claim_like_a_full_build(
         config, make_config, tmp_path, write_page):
     corpus = Path(config.corpus_dir)
-    write_page(corpus, "p.html", "P", page_body("p", "Pebbles"), canonical="https://mypsychotherapy.example/zeta/")
-    write_page(corpus, "zeta.html", "Zeta", page_body("z", "Zebras"), canonical="https://mypsychotherapy.example/other/")
-    write_page(corpus, "linker.html", "Linker",
-               '<h2 id="l">Links</h2><p>See <a href="/zeta/">the zeta page</a> before the first session; '
-               "it explains what the weekly work looks like in some detail.</p>")
+    write_two_claims_to_zeta(corpus, write_page)
     build(config)
     # Slugs come from the canonical URLs: p.html is "zeta", zeta.html is "other".
     assert documents(served(config.index_dir))["linker#l"]["meta"]["related"][0]["slug"] == "zeta"
